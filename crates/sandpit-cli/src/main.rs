@@ -1,0 +1,113 @@
+//! The `sandpit` command line: thin, one file per subcommand.
+
+mod bench;
+mod connect;
+mod doctor;
+mod images;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status when Sandpit itself failed (engine unreachable, image missing, bad arguments).
+pub const EXIT_SANDPIT_FAILED: u8 = 125;
+/// Exit status when the program ran past its timeout.
+pub const EXIT_TIMED_OUT: u8 = 124;
+
+/// Run untrusted code in Docker sandboxes.
+#[derive(Debug, Parser)]
+#[command(name = "sandpit", version, about)]
+struct Cli {
+    #[command(flatten)]
+    connection: connect::ConnectionArgs,
+
+    /// Log more (repeat for debug output, e.g. image build steps).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a program in a fresh sandbox and exit with its exit status.
+    Run(run::RunArgs),
+    /// Build or list the default images.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+    /// Check the engine, its API version, TLS and the images.
+    Doctor,
+    /// Measure open, run and close against the raw engine calls.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_SANDPIT_FAILED
+            } else {
+                0
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SANDPIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sandpit: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_SANDPIT_FAILED);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(&cli.connection, args).await,
+            Command::Images(cmd) => images::images(&cli.connection, cmd).await,
+            Command::Doctor => doctor::doctor(&cli.connection).await,
+            Command::Bench(args) => bench::bench(&cli.connection, args).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("sandpit: {}", one_line(&e));
+            ExitCode::from(EXIT_SANDPIT_FAILED)
+        }
+    }
+}
+
+/// The error and its causes on one line, without repeating text a cause already gave.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace('\n', " ")
+}

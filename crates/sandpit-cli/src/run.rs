@@ -1,0 +1,145 @@
+//! `sandpit run`: one program in a fresh sandbox.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use sandpit::{parse_size, Language, LanguageExt, Network, RunOptions, SandboxSession};
+
+use crate::connect::ConnectionArgs;
+use crate::{EXIT_SANDPIT_FAILED, EXIT_TIMED_OUT};
+
+/// Arguments of `sandpit run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Language: python (py)
+    #[arg(long, short = 'l')]
+    lang: String,
+    /// Source file to run (standard input when neither FILE nor -c is given)
+    file: Option<PathBuf>,
+    /// Code to run, given inline
+    #[arg(short = 'c', long = "code", conflicts_with = "file")]
+    code: Option<String>,
+    /// Image to use instead of the language's default
+    #[arg(long)]
+    image: Option<String>,
+    /// Library to install first (repeatable)
+    #[arg(long = "lib", value_name = "NAME")]
+    libs: Vec<String>,
+    /// Seconds before the program is killed
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// File fed to the program's standard input
+    #[arg(long, value_name = "PATH")]
+    stdin_file: Option<PathBuf>,
+    /// Memory limit, e.g. 512m
+    #[arg(long)]
+    memory: Option<String>,
+    /// Network: none or bridge
+    #[arg(long, default_value = "bridge")]
+    network: String,
+    /// PEM file of extra CA certificates for library installs behind a TLS-intercepting proxy
+    #[arg(long, value_name = "PEM", env = "SANDPIT_CA_BUNDLE")]
+    ca_cert: Option<PathBuf>,
+    /// Print one JSON object instead of the program's output
+    #[arg(long)]
+    json: bool,
+    /// Arguments for the program (after --)
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
+    let language: Language = args.lang.parse()?;
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        bail!(
+            "--timeout must be a positive number of seconds, got {}",
+            args.timeout
+        );
+    }
+    let code = match (&args.code, &args.file) {
+        (Some(code), _) => code.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read source file {}", path.display()))?,
+        (None, None) => {
+            let mut code = String::new();
+            std::io::stdin()
+                .read_to_string(&mut code)
+                .context("cannot read the code from standard input")?;
+            code
+        }
+    };
+    let stdin = match &args.stdin_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --stdin-file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let network: Network = args.network.parse().map_err(anyhow::Error::msg)?;
+    let timeout = Duration::from_secs_f64(args.timeout);
+
+    let mut builder = SandboxSession::builder()
+        .language(language)
+        .engine(conn.engine().await?)
+        .network(network)
+        .timeout(timeout)
+        .on_progress(|line| eprintln!("[image] {line}"));
+    if let Some(image) = &args.image {
+        builder = builder.image(image);
+    }
+    if let Some(memory) = &args.memory {
+        builder = builder.memory(parse_size(memory).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(ca) = &args.ca_cert {
+        if !ca.is_file() {
+            bail!(
+                "--ca-cert {} is not a file (it may come from SANDPIT_CA_BUNDLE)",
+                ca.display()
+            );
+        }
+        builder = builder.extra_ca_certificates(ca);
+    }
+    let session = builder.open().await?;
+    let mut options = RunOptions::new().libraries(&args.libs).args(&args.args);
+    if let Some(data) = stdin {
+        options = options.stdin(data);
+    }
+    let result = session.run_with(&code, options).await;
+    let closed = session.close().await;
+    let result = result?;
+    closed?;
+
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        if let Some(compile) = &result.compile {
+            std::io::stderr().write_all(compile.stdout.as_bytes())?;
+            std::io::stderr().write_all(compile.stderr.as_bytes())?;
+        }
+        std::io::stdout().write_all(result.stdout.as_bytes())?;
+        std::io::stdout().flush()?;
+        std::io::stderr().write_all(result.stderr.as_bytes())?;
+        if result.truncated {
+            eprintln!("sandpit: output was truncated at the output limit");
+        }
+        if result.timed_out {
+            eprintln!(
+                "sandpit: the program was killed after {:?} (timeout)",
+                timeout
+            );
+        }
+    }
+    Ok(if result.timed_out {
+        EXIT_TIMED_OUT
+    } else {
+        exit_status(result.exit_code)
+    })
+}
+
+/// The program's exit code as a process exit status (0-255); out-of-range codes become 125.
+fn exit_status(code: i64) -> u8 {
+    u8::try_from(code).unwrap_or(EXIT_SANDPIT_FAILED)
+}

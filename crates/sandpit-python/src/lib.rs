@@ -1,0 +1,91 @@
+//! The Python runner: Debian's python3 in a virtual environment owned by the sandbox user,
+//! libraries installed with pip into it.
+#![deny(missing_docs)]
+
+use sandpit_session::{Command, ImageSpec, Language, RunPlan, Runner};
+
+/// The default image's Dockerfile.
+pub const DOCKERFILE: &str = include_str!("../../../images/python/Dockerfile");
+
+/// Runs Python 3 code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PythonRunner;
+
+impl Runner for PythonRunner {
+    fn language(&self) -> Language {
+        Language::Python
+    }
+
+    fn default_image(&self) -> ImageSpec {
+        ImageSpec {
+            tag: "sandpit/python:latest".into(),
+            dockerfile: DOCKERFILE,
+        }
+    }
+
+    fn source_file(&self, _code: &str) -> String {
+        "main.py".into()
+    }
+
+    fn check_library(&self, library: &str) -> Result<(), String> {
+        let lib = library.trim();
+        if lib.is_empty() {
+            return Err("a library name is empty".into());
+        }
+        if lib.starts_with('-') {
+            return Err(format!(
+                "library {lib:?} looks like a pip option; pass requirement specifiers such as `requests` or `six==1.16.0`"
+            ));
+        }
+        if lib.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "library {lib:?} contains whitespace; pass one requirement per entry"
+            ));
+        }
+        Ok(())
+    }
+
+    fn install(&self, libraries: &[String]) -> Vec<Command> {
+        let mut argv: Vec<String> = [
+            "python",
+            "-m",
+            "pip",
+            "install",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            "--disable-pip-version-check",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        argv.extend(libraries.iter().cloned());
+        vec![Command::new(argv)]
+    }
+
+    fn run(&self, source: &str) -> RunPlan {
+        RunPlan {
+            compile: Vec::new(),
+            run: Command::new(["python", "-u", source]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_pip_and_python() {
+        let r = PythonRunner;
+        assert_eq!(r.source_file("print(1)"), "main.py");
+        let install = r.install(&["six".into()]);
+        assert_eq!(install.len(), 1);
+        assert_eq!(install[0].argv.last().unwrap(), "six");
+        assert!(r.run("main.py").compile.is_empty());
+        assert!(r.check_library("--index-url=http://x").is_err());
+        assert!(r.check_library("six==1.16.0").is_ok());
+        assert!(r.check_library("a b").is_err());
+        assert!(DOCKERFILE.contains("FROM ${BASE_IMAGE}"));
+    }
+}

@@ -1,0 +1,254 @@
+//! Configuring a session before it opens.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::{Connection, Engine};
+use crate::image::Progress;
+use crate::runner::Runner;
+
+/// The network a session's container gets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Network {
+    /// No network at all: only the loopback interface.
+    None,
+    /// The engine's default bridge: outbound access.
+    #[default]
+    Bridge,
+    /// A named network.
+    Named(String),
+}
+
+impl Network {
+    pub(crate) fn mode(&self) -> String {
+        match self {
+            Network::None => "none".into(),
+            Network::Bridge => "bridge".into(),
+            Network::Named(n) => n.clone(),
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Network::None),
+            "bridge" => Ok(Network::Bridge),
+            "" => Err("the network name is empty: use none or bridge".into()),
+            other => Ok(Network::Named(other.to_string())),
+        }
+    }
+}
+
+/// Settings for [`crate::SandboxSession`]; `open()` creates the container.
+#[derive(Clone)]
+pub struct SessionBuilder {
+    pub(crate) runner: Option<Arc<dyn Runner>>,
+    pub(crate) image: Option<String>,
+    pub(crate) dockerfile: Option<PathBuf>,
+    pub(crate) keep_template: bool,
+    pub(crate) template_tag: Option<String>,
+    pub(crate) workdir: String,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) extra_ca: Option<PathBuf>,
+    pub(crate) connection: Option<Connection>,
+    pub(crate) engine: Option<Engine>,
+    pub(crate) timeout: Duration,
+    pub(crate) install_timeout: Duration,
+    pub(crate) output_limit: usize,
+    pub(crate) memory: Option<i64>,
+    pub(crate) network: Network,
+    pub(crate) lifetime: Duration,
+    pub(crate) progress: Option<Progress>,
+}
+
+impl Default for SessionBuilder {
+    fn default() -> Self {
+        SessionBuilder {
+            runner: None,
+            image: None,
+            dockerfile: None,
+            keep_template: false,
+            template_tag: None,
+            workdir: "/sandbox".into(),
+            env: Vec::new(),
+            extra_ca: None,
+            connection: None,
+            engine: None,
+            timeout: Duration::from_secs(60),
+            install_timeout: Duration::from_secs(600),
+            output_limit: 1024 * 1024,
+            memory: None,
+            network: Network::default(),
+            lifetime: Duration::from_secs(24 * 3600),
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("runner", &self.runner)
+            .field("image", &self.image)
+            .field("dockerfile", &self.dockerfile)
+            .field("keep_template", &self.keep_template)
+            .field("template_tag", &self.template_tag)
+            .field("workdir", &self.workdir)
+            .field("timeout", &self.timeout)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionBuilder {
+    /// A builder with defaults: local engine, 60 s timeout, 1 MiB output cap per stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The language runner (required). The facade crate's `language()` sets it from a `Language`.
+    pub fn runner(mut self, runner: Arc<dyn Runner>) -> Self {
+        self.runner = Some(runner);
+        self
+    }
+
+    /// Use this image instead of the language's default (local, else pulled).
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    /// Build the image from this Dockerfile; its folder is the build context.
+    /// The image is removed at close unless `keep_template` is set.
+    pub fn dockerfile(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dockerfile = Some(path.into());
+        self
+    }
+
+    /// At close, commit the container's state (files, installed libraries) to the template image.
+    pub fn keep_template(mut self, keep: bool) -> Self {
+        self.keep_template = keep;
+        self
+    }
+
+    /// The tag to commit to with `keep_template` (default: the session's image tag).
+    pub fn template_tag(mut self, tag: impl Into<String>) -> Self {
+        self.template_tag = Some(tag.into());
+        self
+    }
+
+    /// The folder code runs in (default `/sandbox`); created for the sandbox user if missing.
+    pub fn workdir(mut self, dir: impl Into<String>) -> Self {
+        self.workdir = dir.into();
+        self
+    }
+
+    /// An environment variable for everything run in the session.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// A PEM file of extra CA certificates (e.g. a TLS-intercepting proxy's), copied into the
+    /// container and wired for pip, Python's ssl/requests and Node.
+    pub fn extra_ca_certificates(mut self, pem: impl Into<PathBuf>) -> Self {
+        self.extra_ca = Some(pem.into());
+        self
+    }
+
+    /// Connect this way instead of the environment's `DOCKER_HOST`.
+    pub fn connection(mut self, connection: Connection) -> Self {
+        self.connection = Some(connection);
+        self
+    }
+
+    /// Reuse an already connected engine (saves a round trip per session).
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// Default timeout of each run and command (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Timeout of a library install (default 600 s).
+    pub fn install_timeout(mut self, timeout: Duration) -> Self {
+        self.install_timeout = timeout;
+        self
+    }
+
+    /// Bytes kept of stdout and of stderr each (default 1 MiB); the rest is dropped.
+    pub fn output_limit(mut self, bytes: usize) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// Memory limit in bytes (no extra swap).
+    pub fn memory(mut self, bytes: i64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// The container's network (default: the engine's bridge, needed for library installs).
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// How long the container may live before any Sandpit process may remove it (default 24 h).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Receives image build progress, line by line, when an image has to be built.
+    pub fn on_progress(mut self, progress: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(progress));
+        self
+    }
+
+    /// Opens the session: connect, make sure the image exists, create and start the container.
+    pub async fn open(self) -> crate::Result<crate::SandboxSession> {
+        crate::open::open(self).await
+    }
+}
+
+/// Parses sizes like `512m`, `1g`, `1048576`.
+pub fn parse_size(text: &str) -> Result<i64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| {
+        format!("cannot read size {text:?}: use a number with k, m or g, e.g. 512m")
+    })?;
+    if n <= 0.0 {
+        return Err(format!("size {text:?} must be positive"));
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1m").is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Sandboxed code execution sessions on a Docker engine.
+//!
+//! A [`SandboxSession`] is one container: opened from a [`SessionBuilder`], driven by a
+//! language [`Runner`], closed explicitly with [`SandboxSession::close`] or, as a safety net,
+//! when dropped. [`with_session`] always closes. The engine is the local socket by default,
+//! or a remote one over TCP + TLS ([`Connection`]).
+#![deny(missing_docs)]
+
+mod builder;
+mod close;
+mod connection;
+mod copy;
+mod error;
+mod exec;
+mod ids;
+pub mod image;
+pub mod labels;
+mod language;
+mod open;
+mod output;
+mod run;
+mod runner;
+mod session;
+
+pub use builder::{parse_size, Network, SessionBuilder};
+pub use connection::{Connection, Endpoint, Engine, TlsFiles, DEFAULT_SOCKET};
+pub use error::{Error, Result};
+pub use language::{Language, UnknownLanguage};
+pub use open::{CA_ENV, CA_PATH};
+pub use output::{ExecOutput, RunResult};
+pub use run::{CommandOptions, RunOptions};
+pub use runner::{Command, ImageSpec, RunPlan, Runner, User};
+pub use session::{with_session, SandboxSession};
+
+/// The bollard version Sandpit is built on, for callers who need raw engine access.
+pub use bollard;

@@ -1,0 +1,66 @@
+//! Result shapes of commands and runs.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+/// The outcome of one command in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecOutput {
+    /// Standard output (lossy UTF-8), capped at the session's output limit.
+    pub stdout: String,
+    /// Standard error (lossy UTF-8), capped at the session's output limit.
+    pub stderr: String,
+    /// The exit code; 137 when killed (timeout).
+    pub exit_code: i64,
+    /// True when the command ran past its timeout and was killed.
+    pub timed_out: bool,
+    /// True when stdout or stderr passed the output limit and the rest was dropped.
+    pub truncated: bool,
+    /// Wall time from start to exit.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+impl ExecOutput {
+    /// True for exit code 0 within the timeout.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0 && !self.timed_out
+    }
+}
+
+/// The outcome of running code: the run itself, and the compile step for compiled languages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunResult {
+    /// The program's standard output.
+    pub stdout: String,
+    /// The program's standard error (for a compile failure: empty; see `compile`).
+    pub stderr: String,
+    /// The program's exit code; the compiler's when compilation failed.
+    pub exit_code: i64,
+    /// True when the program (or compiler) ran past its timeout and was killed.
+    pub timed_out: bool,
+    /// True when output passed the limit and the rest was dropped.
+    pub truncated: bool,
+    /// Wall time of the whole run, compile included.
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
+    pub duration: Duration,
+    /// The compile step, for languages that compile; `None` otherwise.
+    pub compile: Option<ExecOutput>,
+}
+
+impl RunResult {
+    /// True when compilation (if any) and the program both succeeded.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0 && !self.timed_out && self.compile.as_ref().is_none_or(|c| c.success())
+    }
+
+    /// True when a compile step failed, so the program did not run.
+    pub fn compile_failed(&self) -> bool {
+        self.compile.as_ref().is_some_and(|c| !c.success())
+    }
+}
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}

@@ -1,0 +1,109 @@
+//! The `Runner` trait: what one language needs, with no knowledge of Docker.
+
+use crate::language::Language;
+
+/// Who runs a command inside the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User {
+    /// The unprivileged sandbox user (uid 1000) that runs user code.
+    Sandbox,
+    /// root, for setup steps such as system package installs.
+    Root,
+}
+
+/// One command to run in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Program and arguments, run without a shell.
+    pub argv: Vec<String>,
+    /// Who runs it.
+    pub user: User,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl Command {
+    /// A command run by the sandbox user.
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+            user: User::Sandbox,
+            env: Vec::new(),
+        }
+    }
+
+    /// The same command run as root.
+    pub fn as_root(mut self) -> Self {
+        self.user = User::Root;
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command as one line, for messages.
+    pub fn display(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// A language's default image: its tag and the Dockerfile it is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    /// The tag, `sandpit/<language>:latest`.
+    pub tag: String,
+    /// The Dockerfile's text (built with an otherwise empty context).
+    pub dockerfile: &'static str,
+}
+
+/// What running one source file takes: compile steps (maybe none), then the run step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPlan {
+    /// Steps before the run; a failing step is a compile failure and skips the run.
+    pub compile: Vec<Command>,
+    /// The program itself; the caller's arguments are appended to it.
+    pub run: Command,
+}
+
+/// One language: files, commands, libraries. Implementations plug into [`crate::SandboxSession`].
+pub trait Runner: Send + Sync + std::fmt::Debug {
+    /// The language.
+    fn language(&self) -> Language;
+
+    /// The default image for this language.
+    fn default_image(&self) -> ImageSpec;
+
+    /// The file name the code is saved under, relative to the workdir (e.g. `main.py`).
+    fn source_file(&self, code: &str) -> String;
+
+    /// Commands run once when a session opens (may be empty).
+    fn setup(&self) -> Vec<Command> {
+        Vec::new()
+    }
+
+    /// Checks one library name before anything runs; the message says what is wrong.
+    fn check_library(&self, library: &str) -> Result<(), String> {
+        if library.trim().is_empty() {
+            return Err("a library name is empty".into());
+        }
+        if library.starts_with('-') {
+            return Err(format!(
+                "library {library:?} looks like an option; pass package names only"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Commands that install the given libraries (never empty input).
+    fn install(&self, libraries: &[String]) -> Vec<Command>;
+
+    /// How to compile (where needed) and run the saved source file.
+    fn run(&self, source: &str) -> RunPlan;
+}

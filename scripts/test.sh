@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The one test command: installs what the machine lacks, makes sure a Docker engine
+# answers, builds the workspace and the default images, then runs the tests.
+# Extra arguments go to `cargo test --workspace`.
+# Idempotent; meant for a fresh Debian machine, run as root.
+set -euo pipefail
+
+started=$SECONDS
+section() { printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root_dir"
+
+export DEBIAN_FRONTEND=noninteractive
+export NEEDRESTART_SUSPEND=1  # no service-restart prompts or restarts during apt-get install
+export RUST_BACKTRACE=1
+if [ -z "${SANDPIT_CA_BUNDLE:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    export SANDPIT_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+fi
+
+# ---------------------------------------------------------------- tools
+section "checking tools"
+# command -> Debian package
+declare -A pkg_for=(
+    [dockerd]=docker.io
+    [docker]=docker.io
+    [debootstrap]=debootstrap
+    [socat]=socat
+    [openssl]=openssl
+    [ip]=iproute2
+)
+missing=()
+for cmd in dockerd docker debootstrap socat openssl ip; do
+    # sbin directories are not on every root PATH; look there too.
+    if ! PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
+        pkg=${pkg_for[$cmd]}
+        case " ${missing[*]:-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}) and not root: install them with apt-get"
+    echo "installing: ${missing[*]}"
+    # A third-party source that fails must not stop Debian's packages from installing.
+    apt-get update || echo "test.sh: apt-get update reported errors; trying the install anyway" >&2
+    apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    echo "all present: dockerd docker debootstrap socat openssl ip"
+fi
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo" ]; then
+    export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || die "cargo is not installed (install Rust with rustup)"
+
+# ---------------------------------------------------------------- engine
+section "docker engine"
+engine_log=/var/log/sandpit-dockerd.log
+docker_sock=/var/run/docker.sock
+
+# The docker CLI on PATH may be newer than the engine; it negotiates the API version.
+# If it still cannot talk to the engine while Debian's own client can, use Debian's.
+engine_answers() {
+    timeout 10 docker version >/dev/null 2>&1 && return 0
+    if [ -x /usr/bin/docker ] && [ "$(command -v docker)" != /usr/bin/docker ] \
+        && timeout 10 /usr/bin/docker version >/dev/null 2>&1; then
+        echo "the docker CLI at $(command -v docker) cannot talk to the engine; using /usr/bin/docker" >&2
+        shim_dir="${TMPDIR:-/tmp}/sandpit-bin"
+        mkdir -p "$shim_dir"
+        ln -sf /usr/bin/docker "$shim_dir/docker"
+        export PATH="$shim_dir:$PATH"
+        return 0
+    fi
+    return 1
+}
+
+dockerd_running() {
+    local pid
+    [ -f /var/run/docker.pid ] || return 1
+    pid=$(cat /var/run/docker.pid 2>/dev/null) || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
+if engine_answers; then
+    echo "engine answers"
+else
+    if [ -n "${DOCKER_HOST:-}" ] && [ "${DOCKER_HOST}" != "unix://$docker_sock" ]; then
+        die "DOCKER_HOST=$DOCKER_HOST does not answer; not starting a local engine"
+    fi
+    if dockerd_running; then
+        echo "dockerd (pid $(cat /var/run/docker.pid)) is running but not answering yet; waiting"
+    else
+        [ "$(id -u)" = 0 ] || die "no Docker engine answers and starting dockerd needs root"
+        echo "no engine answers: starting dockerd (log: $engine_log)"
+        setsid nohup dockerd >>"$engine_log" 2>&1 </dev/null &
+        dockerd_pid=$!
+    fi
+    deadline=$((SECONDS + 60))
+    until [ -S "$docker_sock" ] && engine_answers; do
+        problem=
+        if [ -n "${dockerd_pid:-}" ] && { [ ! -e "/proc/$dockerd_pid" ] || grep -q '^State:[[:space:]]*Z' "/proc/$dockerd_pid/status" 2>/dev/null; }; then
+            problem="dockerd exited"
+        elif [ "$SECONDS" -ge "$deadline" ]; then
+            problem="the Docker engine did not answer within 60 s"
+        fi
+        if [ -n "$problem" ]; then
+            echo "test.sh: $problem; last lines of $engine_log:" >&2
+            tail -n 40 "$engine_log" >&2 || true
+            exit 1
+        fi
+        sleep 1
+    done
+    echo "engine answers after $((SECONDS - deadline + 60)) s"
+fi
+docker version --format 'client {{.Client.Version}} (API {{.Client.APIVersion}}), engine {{.Server.Version}} (API {{.Server.APIVersion}})' \
+    || docker version
+
+# ---------------------------------------------------------------- build
+section "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+section "sandpit images build"
+"${CARGO_TARGET_DIR:-target}/debug/sandpit" images build
+
+# ---------------------------------------------------------------- test
+section "cargo test --workspace $*"
+cargo test --workspace "$@"
+
+section "all tests passed"
