@@ -26,12 +26,11 @@ declare -A pkg_for=(
     [dockerd]=docker.io
     [docker]=docker.io
     [debootstrap]=debootstrap
-    [socat]=socat
     [openssl]=openssl
     [ip]=iproute2
 )
 missing=()
-for cmd in dockerd docker debootstrap socat openssl ip; do
+for cmd in dockerd docker debootstrap openssl ip; do
     # sbin directories are not on every root PATH; look there too.
     if ! PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
         pkg=${pkg_for[$cmd]}
@@ -45,7 +44,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update || echo "test.sh: apt-get update reported errors; trying the install anyway" >&2
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
-    echo "all present: dockerd docker debootstrap socat openssl ip"
+    echo "all present: dockerd docker debootstrap openssl ip"
 fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 

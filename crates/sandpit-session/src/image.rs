@@ -297,6 +297,11 @@ pub async fn import_rootfs(engine: &Engine, tarball: &Path, reference: &str) -> 
         from_src: Some("-".into()),
         repo: Some(repo.to_string()),
         tag: Some(tag.to_string()),
+        // A bare import has no config; give it the slim image's.
+        changes: vec![
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "CMD [\"bash\"]".into(),
+        ],
         ..Default::default()
     };
     let mut stream =

@@ -1,0 +1,99 @@
+//! Reaching engines: TLS with generated certificates, wrong CAs, unreachable engines.
+
+use std::time::{Duration, Instant};
+
+use sandpit::{Connection, Error, Language, LanguageExt, SandboxSession};
+
+use crate::support::{containers_of, engine, TlsEngine};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_over_tls_runs_code() {
+    let tls = TlsEngine::start();
+    let engine_tls = tls.connection().connect().await.unwrap();
+    assert!(!engine_tls.api_version().is_empty());
+    let s = SandboxSession::builder()
+        .language(Language::Python)
+        .connection(tls.connection())
+        .open()
+        .await
+        .unwrap();
+    let r = s.run("print('over tls')", &[]).await.unwrap();
+    assert_eq!(r.stdout, "over tls\n");
+    let r = s.run("import time; time.sleep(5)", &[]).await;
+    assert!(r.is_ok());
+    s.close().await.unwrap();
+    assert_eq!(containers_of(&engine().await, s.id()).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wrong_ca_is_a_clear_tls_error() {
+    let tls = TlsEngine::start();
+    let d = tls.dir.path().to_path_buf();
+    let wrong = Connection::tls(
+        &tls.addr,
+        tls.other_ca(),
+        d.join("cert.pem"),
+        d.join("key.pem"),
+    );
+    let err = wrong.connect().await.unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("TLS") && text.contains("CA certificate"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_engines_fail_fast_and_clearly() {
+    let t = Instant::now();
+    let err = Connection::unix("/nonexistent/docker.sock")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    let err = Connection::tcp("127.0.0.1:1").connect().await.unwrap_err();
+    assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
+
+    // A listener on loopback that accepts and never answers: the connect timeout bounds the wait.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().take(4) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let t2 = Instant::now();
+    let err = Connection::tcp(&silent_addr)
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
+    assert!(err.to_string().contains("no answer within"), "{err}");
+    assert!(
+        t2.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        t2.elapsed()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+
+    let err = Connection::tls(
+        "127.0.0.1:2376",
+        "/nope/ca.pem",
+        "/nope/cert.pem",
+        "/nope/key.pem",
+    )
+    .connect()
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("/nope/ca.pem"), "{err}");
+}

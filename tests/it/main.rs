@@ -1,0 +1,15 @@
+//! Integration tests against a real Docker engine (`scripts/test.sh` starts one).
+//! One binary, shared helpers in `support`.
+
+mod support;
+
+mod cli;
+mod connection;
+mod copy;
+mod images;
+mod libraries;
+mod lifecycle;
+mod run;
+mod scoped;
+mod template;
+mod timeout;

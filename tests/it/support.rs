@@ -1,0 +1,299 @@
+//! Shared helpers: sessions, label checks, a TLS front for the engine, the CLI binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sandpit::bollard::query_parameters::ListContainersOptions;
+use sandpit::{Connection, Engine, Language, LanguageExt, SandboxSession, SessionBuilder};
+
+/// The CA bundle that lets containers reach package registries through the proxy here.
+pub fn ca_bundle() -> Option<PathBuf> {
+    std::env::var_os("SANDPIT_CA_BUNDLE")
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from("/etc/ssl/certs/ca-certificates.crt")))
+        .filter(|p| p.is_file())
+}
+
+/// The local engine, with a readable failure when none runs.
+pub async fn engine() -> Engine {
+    Engine::from_env()
+        .await
+        .unwrap_or_else(|e| panic!("no Docker engine: {e}. Run the tests with scripts/test.sh"))
+}
+
+/// A Python session builder on the local engine.
+pub async fn python() -> SessionBuilder {
+    SandboxSession::builder()
+        .language(Language::Python)
+        .engine(engine().await)
+}
+
+/// Containers (running or not) carrying `sandpit.session=<id>`.
+pub async fn containers_of(engine: &Engine, session_id: &str) -> usize {
+    let filters = std::collections::HashMap::from([(
+        "label".to_string(),
+        vec![format!("sandpit.session={session_id}")],
+    )]);
+    engine
+        .docker()
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .expect("list containers")
+        .len()
+}
+
+/// True when the engine has `image`.
+pub async fn image_exists(engine: &Engine, image: &str) -> bool {
+    sandpit::image::image_exists(engine, image)
+        .await
+        .expect("inspect image")
+}
+
+/// The `sandpit` binary built next to this test binary.
+pub fn sandpit_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("sandpit");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo build -p sandpit-cli, or scripts/test.sh)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the CLI with `args`, feeding `stdin`; returns (exit code, stdout, stderr).
+pub fn sandpit_cli(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut cmd = Command::new(sandpit_bin());
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn sandpit");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().expect("wait sandpit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The local engine served over TLS on 127.0.0.1 with a CA, server and client certificates
+/// made for this run: a rustls terminator that verifies the client certificate and forwards
+/// to the engine's socket, so the client side is exactly what a remote TLS engine sees.
+pub struct TlsEngine {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsEngine {
+    pub fn start() -> TlsEngine {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        make_ca(d, "ca");
+        sign(
+            d,
+            "ca",
+            "server",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
+        sign(
+            d,
+            "ca",
+            "client",
+            "/CN=sandpit-client",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        // The docker CLI's names for the client side.
+        std::fs::copy(d.join("client.pem"), d.join("cert.pem")).unwrap();
+        std::fs::copy(d.join("client-key.pem"), d.join("key.pem")).unwrap();
+        let config = server_config(d);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        _ = &mut stopped => break,
+                        conn = listener.accept() => match conn { Ok(c) => c, Err(_) => continue },
+                    };
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let Ok(mut unix) =
+                            tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                        else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut unix).await;
+                    });
+                }
+            });
+        });
+        TlsEngine {
+            dir,
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn connection(&self) -> Connection {
+        let d = self.dir.path();
+        Connection::tls(
+            &self.addr,
+            d.join("ca.pem"),
+            d.join("cert.pem"),
+            d.join("key.pem"),
+        )
+    }
+
+    /// A CA that did not sign the engine's certificate.
+    pub fn other_ca(&self) -> PathBuf {
+        make_ca(self.dir.path(), "other-ca");
+        self.dir.path().join("other-ca.pem")
+    }
+}
+
+impl Drop for TlsEngine {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn server_config(d: &Path) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(d.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(d.join("server-key.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(d.join("ca.pem")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .unwrap();
+    std::sync::Arc::new(config)
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed for the TLS tests");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            &format!("/CN=sandpit test {name}"),
+        ],
+    );
+}
+
+fn sign(dir: &Path, ca: &str, name: &str, subject: &str, ext: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            subject,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}-key.pem"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.pem"),
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+}
