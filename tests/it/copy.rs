@@ -19,11 +19,11 @@ async fn a_file_and_a_folder_go_in_and_come_back_unchanged() {
 
     let s = python().await.open().await.unwrap();
     s.copy_to_runtime(&src, "project").await.unwrap();
-    s.copy_to_runtime(host.path().join("one.txt"), "/tmp/in/one.txt")
+    s.copy_to_runtime(host.path().join("one.txt"), "/sandbox/in/one.txt")
         .await
         .unwrap();
     let r = s
-        .execute_command("./project/run.sh && stat -c '%a %u' project/run.sh && cat /tmp/in/one.txt && echo new > project/made-inside.txt")
+        .execute_command("./project/run.sh && stat -c '%a %u' project/run.sh && cat in/one.txt && echo new > project/made-inside.txt")
         .await
         .unwrap();
     assert_eq!(r.stdout, "ran\n750 1000\nsingle ✓", "{}", r.stderr);
@@ -44,7 +44,7 @@ async fn a_file_and_a_folder_go_in_and_come_back_unchanged() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o750);
-    s.copy_from_runtime("/tmp/in/one.txt", host.path().join("one-back.txt"))
+    s.copy_from_runtime("/sandbox/in/one.txt", host.path().join("one-back.txt"))
         .await
         .unwrap();
     assert_eq!(

@@ -24,7 +24,7 @@ async fn containers_are_labelled_and_limited_as_asked() {
     );
     let expires: u64 = labels["sandpit.expires-at"].parse().unwrap();
     assert!(expires > 1_700_000_000);
-    assert!(labels["sandpit.owner"].ends_with(&format!(":{}", std::process::id())));
+    assert!(labels["sandpit.owner"].contains(&format!(":{}:", std::process::id())));
     let host = info.host_config.unwrap();
     assert_eq!(host.memory, Some(256 << 20));
     assert_eq!(host.memory_swap, Some(256 << 20));

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use sandpit::bollard::query_parameters::ListContainersOptions;
 use sandpit::{Connection, Engine, Language, LanguageExt, SandboxSession, SessionBuilder};

@@ -48,10 +48,10 @@ pub async fn images(conn: &ConnectionArgs, cmd: ImagesCommand) -> Result<u8> {
             Ok(0)
         }
         ImagesCommand::List => {
-            let images = image::list_images(&engine, "sandpit").await?;
+            let images = image::list_images(&engine, "sandpit/").await?;
             println!("{:<40} {:>10}  ID", "IMAGE", "SIZE");
             for img in &images {
-                for tag in img.repo_tags.iter().filter(|t| t.starts_with("sandpit")) {
+                for tag in img.repo_tags.iter().filter(|t| t.starts_with("sandpit/")) {
                     let id = img.id.trim_start_matches("sha256:");
                     println!(
                         "{:<40} {:>7} MB  {}",

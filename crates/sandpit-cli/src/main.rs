@@ -3,6 +3,7 @@
 mod bench;
 mod connect;
 mod doctor;
+mod gc;
 mod images;
 mod run;
 
@@ -41,6 +42,8 @@ enum Command {
     Doctor,
     /// Measure open, run and close against the raw engine calls.
     Bench(bench::BenchArgs),
+    /// Remove containers, volumes and disks left by processes that died without closing.
+    Gc,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
             Command::Images(cmd) => images::images(&cli.connection, cmd).await,
             Command::Doctor => doctor::doctor(&cli.connection).await,
             Command::Bench(args) => bench::bench(&cli.connection, args).await,
+            Command::Gc => gc::gc(&cli.connection).await,
         }
     });
     match result {

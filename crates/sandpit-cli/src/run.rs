@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use sandpit::{parse_size, Language, LanguageExt, Network, RunOptions, SandboxSession};
+use sandpit::{
+    parse_size, Language, LanguageExt, Network, RunOptions, SandboxSession, SecurityPolicy,
+};
 
 use crate::connect::ConnectionArgs;
 use crate::{EXIT_SANDPIT_FAILED, EXIT_TIMED_OUT};
@@ -34,12 +36,33 @@ pub struct RunArgs {
     /// File fed to the program's standard input
     #[arg(long, value_name = "PATH")]
     stdin_file: Option<PathBuf>,
-    /// Memory limit, e.g. 512m
+    /// Security preset: strict, standard or permissive; the flags below adjust it
+    #[arg(long, default_value = "standard")]
+    policy: String,
+    /// Memory limit, e.g. 512m [standard: 512m]
     #[arg(long)]
     memory: Option<String>,
-    /// Network: none or bridge
-    #[arg(long, default_value = "bridge")]
-    network: String,
+    /// Network for the program: none, bridge, or a named network [standard: none]
+    #[arg(long)]
+    network: Option<String>,
+    /// CPUs, e.g. 0.5 [standard: 1]
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// Most processes at once [standard: 256]
+    #[arg(long)]
+    pids: Option<i64>,
+    /// Disk the program may write in its workdir, e.g. 1g [standard: 1g]
+    #[arg(long)]
+    disk: Option<String>,
+    /// Largest file the program may write, e.g. 100m [standard: 1g]
+    #[arg(long)]
+    max_file_size: Option<String>,
+    /// Make the workdir read-only for the program
+    #[arg(long)]
+    read_only_workdir: bool,
+    /// Bytes kept of stdout and of stderr each, e.g. 1m
+    #[arg(long, default_value = "1m")]
+    output_limit: String,
     /// PEM file of extra CA certificates for library installs behind a TLS-intercepting proxy
     #[arg(long, value_name = "PEM", env = "SANDPIT_CA_BUNDLE")]
     ca_cert: Option<PathBuf>,
@@ -78,20 +101,19 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
         ),
         None => None,
     };
-    let network: Network = args.network.parse().map_err(anyhow::Error::msg)?;
+    let policy = policy(&args)?;
     let timeout = Duration::from_secs_f64(args.timeout);
+    let output_limit = size(&args.output_limit, "--output-limit")?;
 
     let mut builder = SandboxSession::builder()
         .language(language)
         .engine(conn.engine().await?)
-        .network(network)
+        .policy(policy)
         .timeout(timeout)
+        .output_limit(output_limit as usize)
         .on_progress(|line| eprintln!("[image] {line}"));
     if let Some(image) = &args.image {
         builder = builder.image(image);
-    }
-    if let Some(memory) = &args.memory {
-        builder = builder.memory(parse_size(memory).map_err(anyhow::Error::msg)?);
     }
     if let Some(ca) = &args.ca_cert {
         if !ca.is_file() {
@@ -137,6 +159,38 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     } else {
         exit_status(result.exit_code)
     })
+}
+
+fn size(text: &str, flag: &str) -> Result<u64> {
+    let n = parse_size(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    Ok(n as u64)
+}
+
+/// The preset named by --policy, adjusted by the individual flags.
+fn policy(args: &RunArgs) -> Result<SecurityPolicy> {
+    let mut p = SecurityPolicy::preset(&args.policy).map_err(anyhow::Error::msg)?;
+    if let Some(n) = &args.network {
+        p.network = n.parse::<Network>().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(m) = &args.memory {
+        p.memory = size(m, "--memory")?;
+    }
+    if let Some(c) = args.cpus {
+        p.cpus = c;
+    }
+    if let Some(n) = args.pids {
+        p.max_processes = n;
+    }
+    if let Some(d) = &args.disk {
+        p.disk = size(d, "--disk")?;
+    }
+    if let Some(f) = &args.max_file_size {
+        p.max_file_size = size(f, "--max-file-size")?;
+    }
+    if args.read_only_workdir {
+        p.workdir_writable = false;
+    }
+    Ok(p)
 }
 
 /// The program's exit code as a process exit status (0-255); out-of-range codes become 125.

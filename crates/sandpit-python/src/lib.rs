@@ -60,7 +60,8 @@ impl Runner for PythonRunner {
         .map(String::from)
         .collect();
         argv.extend(libraries.iter().cloned());
-        vec![Command::new(argv)]
+        // The venv belongs to root so that user code cannot write outside its workdir.
+        vec![Command::new(argv).as_root()]
     }
 
     fn run(&self, source: &str) -> RunPlan {

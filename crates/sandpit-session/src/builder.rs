@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use crate::connection::{Connection, Engine};
 use crate::image::Progress;
+use crate::policy::SecurityPolicy;
 use crate::runner::Runner;
 
 /// The network a session's container gets.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     /// No network at all: only the loopback interface.
+    #[default]
     None,
     /// The engine's default bridge: outbound access.
-    #[default]
     Bridge,
     /// A named network.
     Named(String),
@@ -59,8 +60,7 @@ pub struct SessionBuilder {
     pub(crate) timeout: Duration,
     pub(crate) install_timeout: Duration,
     pub(crate) output_limit: usize,
-    pub(crate) memory: Option<i64>,
-    pub(crate) network: Network,
+    pub(crate) policy: SecurityPolicy,
     pub(crate) lifetime: Duration,
     pub(crate) progress: Option<Progress>,
 }
@@ -81,8 +81,7 @@ impl Default for SessionBuilder {
             timeout: Duration::from_secs(60),
             install_timeout: Duration::from_secs(600),
             output_limit: 1024 * 1024,
-            memory: None,
-            network: Network::default(),
+            policy: SecurityPolicy::standard(),
             lifetime: Duration::from_secs(24 * 3600),
             progress: None,
         }
@@ -99,7 +98,7 @@ impl std::fmt::Debug for SessionBuilder {
             .field("template_tag", &self.template_tag)
             .field("workdir", &self.workdir)
             .field("timeout", &self.timeout)
-            .field("network", &self.network)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
@@ -190,15 +189,39 @@ impl SessionBuilder {
         self
     }
 
-    /// Memory limit in bytes (no extra swap).
-    pub fn memory(mut self, bytes: i64) -> Self {
-        self.memory = Some(bytes);
+    /// The whole security policy (default [`SecurityPolicy::standard`]).
+    pub fn policy(mut self, policy: SecurityPolicy) -> Self {
+        self.policy = policy;
         self
     }
 
-    /// The container's network (default: the engine's bridge, needed for library installs).
+    /// Memory limit in bytes (no extra swap; default 512 MiB).
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.policy.memory = bytes;
+        self
+    }
+
+    /// The network user code sees (default none; installs get the bridge only while they run).
     pub fn network(mut self, network: Network) -> Self {
-        self.network = network;
+        self.policy.network = network;
+        self
+    }
+
+    /// CPUs the session may use (default 1).
+    pub fn cpus(mut self, cpus: f64) -> Self {
+        self.policy.cpus = cpus;
+        self
+    }
+
+    /// Most processes at once (default 256).
+    pub fn max_processes(mut self, max: i64) -> Self {
+        self.policy.max_processes = max;
+        self
+    }
+
+    /// Bytes code may write in the workdir (default 1 GiB); past it, ENOSPC.
+    pub fn disk(mut self, bytes: u64) -> Self {
+        self.policy.disk = bytes;
         self
     }
 

@@ -217,6 +217,33 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The workdir's disk could not be prepared on the engine's host.
+    #[error("preparing the session's disk failed: {reason}")]
+    Disk {
+        /// What failed.
+        reason: String,
+    },
+    /// Attaching or detaching the network around a library install failed.
+    #[error("changing the network of sandbox container {container} failed: {source}")]
+    Network {
+        /// Container name.
+        container: String,
+        /// bollard's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// Creating or removing the session's volume failed.
+    #[error("the workdir volume {volume} failed: {source}")]
+    Volume {
+        /// Volume name.
+        volume: String,
+        /// bollard's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The session's policy forbids the operation.
+    #[error("refused by the session's security policy: {0}")]
+    Refused(String),
     /// Bad input from the caller.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -15,7 +15,7 @@ use crate::runner::User;
 /// Each exec carries `SANDPIT_EXEC=<id>` so that a timeout can find every process it forked.
 const WRAPPER: &str = r#"if [ -n "${SANDPIT_SOURCE_PATH:-}" ]; then printf '%s' "$SANDPIT_SOURCE" > "$SANDPIT_SOURCE_PATH" || exit 125; fi
 unset SANDPIT_SOURCE SANDPIT_SOURCE_PATH
-if [ -n "${SANDPIT_STDIN:-}" ]; then s=$SANDPIT_STDIN; unset SANDPIT_STDIN; exec 0<"$s"; rm -f "$s"; exec "$@"; fi
+if [ -n "${SANDPIT_STDIN:-}" ]; then s=$SANDPIT_STDIN; unset SANDPIT_STDIN; exec 0<"$s"; rm -f "$s" 2>/dev/null; exec "$@"; fi
 exec "$@" 0</dev/null"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
@@ -185,6 +185,7 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
         exit_code,
         timed_out,
         truncated: stdout.truncated || stderr.truncated,
+        oom_killed: false,
         duration,
     })
 }

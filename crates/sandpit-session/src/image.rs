@@ -319,8 +319,19 @@ pub async fn import_rootfs(engine: &Engine, tarball: &Path, reference: &str) -> 
     Ok(())
 }
 
-/// Removes an image; an image that is already gone or still in use is left alone.
+/// Removes an image; one that is already gone is fine. An image still used by a container
+/// is an error.
 pub async fn remove_image(engine: &Engine, image: &str) -> Result<()> {
+    remove_image_if_unused(engine, image, false).await
+}
+
+/// Removes an image unless a container still uses it (then, with `tolerate_in_use`, nothing
+/// happens: a session's built image shared by another session stays).
+pub(crate) async fn remove_image_if_unused(
+    engine: &Engine,
+    image: &str,
+    tolerate_in_use: bool,
+) -> Result<()> {
     let options = RemoveImageOptions {
         force: false,
         noprune: false,
@@ -332,7 +343,8 @@ pub async fn remove_image(engine: &Engine, image: &str) -> Result<()> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if matches!(status_code(&e), Some(404) | Some(409)) => Ok(()),
+        Err(e) if status_code(&e) == Some(404) => Ok(()),
+        Err(e) if tolerate_in_use && status_code(&e) == Some(409) => Ok(()),
         Err(e) => Err(Error::RemoveImage {
             image: image.to_string(),
             source: e,

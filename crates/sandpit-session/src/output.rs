@@ -17,6 +17,8 @@ pub struct ExecOutput {
     pub timed_out: bool,
     /// True when stdout or stderr passed the output limit and the rest was dropped.
     pub truncated: bool,
+    /// True when the kernel killed the command for using more memory than the session allows.
+    pub oom_killed: bool,
     /// Wall time from start to exit.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
@@ -42,6 +44,8 @@ pub struct RunResult {
     pub timed_out: bool,
     /// True when output passed the limit and the rest was dropped.
     pub truncated: bool,
+    /// True when the kernel killed the program (or compiler) for using too much memory (exit code 137).
+    pub oom_killed: bool,
     /// Wall time of the whole run, compile included.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,

@@ -3,12 +3,15 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
 use futures_util::StreamExt;
 
+use crate::builder::Network;
 use crate::copy::{container_path, pack_bytes, pack_host_path, parent_and_name, unpack_to_host};
 use crate::error::{status_code, Error, Result};
 use crate::exec::{exec, exec_error, ExecSpec, INLINE_SOURCE_LIMIT};
+use crate::open::IO_DIR;
 use crate::output::{ExecOutput, RunResult};
 use crate::runner::Command;
 use crate::session::SandboxSession;
@@ -100,6 +103,7 @@ impl SandboxSession {
             self.install(&options.libraries).await?;
         }
         let inner = &self.inner;
+        let _running = inner.install_lock.read().await;
         let started = Instant::now();
         let timeout = options.timeout.unwrap_or(inner.timeout);
         if timeout.is_zero() {
@@ -108,11 +112,28 @@ impl SandboxSession {
             ));
         }
         let file = inner.runner.source_file(code);
-        let source_path = container_path(&inner.workdir, &file)?;
         let inline = code.len() <= INLINE_SOURCE_LIMIT && !code.contains('\0');
+        // A read-only workdir takes no source: it goes to /tmp, or (too big for the inline
+        // path) to Sandpit's io folder.
+        let (source_path, file) = if inner.policy.workdir_writable {
+            (container_path(&inner.workdir, &file)?, file)
+        } else {
+            let dir = if inline { "/tmp" } else { IO_DIR };
+            let path = container_path(dir, &file)?;
+            (path.clone(), path)
+        };
         if !inline {
-            self.upload_bytes(&source_path, code.as_bytes(), 0o644)
+            if inner.policy.workdir_writable {
+                self.upload_bytes(&source_path, code.as_bytes(), 0o644)
+                    .await?;
+            } else {
+                self.upload_io(
+                    file.rsplit('/').next().unwrap_or("source"),
+                    code.as_bytes(),
+                    0o644,
+                )
                 .await?;
+            }
         }
         let mut inline_file = inline.then(|| (source_path.clone(), code.to_string()));
 
@@ -123,6 +144,7 @@ impl SandboxSession {
             let out = self
                 .exec_step(step, remaining, inline_file.take(), None, &options.env)
                 .await?;
+            let out = self.note_oom(out).await?;
             let failed = !out.success();
             compile_out = Some(merge_compile(compile_out, out));
             if failed {
@@ -133,20 +155,14 @@ impl SandboxSession {
                     exit_code: c.exit_code,
                     timed_out: c.timed_out,
                     truncated: c.truncated,
+                    oom_killed: c.oom_killed,
                     duration: started.elapsed(),
                     compile: compile_out,
                 });
             }
         }
 
-        let stdin_path = match &options.stdin {
-            Some(data) => {
-                let path = format!("/tmp/.sandpit-stdin-{}", crate::ids::random_hex(12));
-                self.upload_bytes(&path, data, 0o600).await?;
-                Some(path)
-            }
-            None => None,
-        };
+        let stdin_path = self.upload_stdin(options.stdin.as_deref()).await?;
         let mut run = plan.run.clone();
         run.argv.extend(options.args.iter().cloned());
         let remaining = timeout
@@ -161,22 +177,89 @@ impl SandboxSession {
                 &options.env,
             )
             .await?;
+        let out = self.note_oom(out).await?;
         Ok(RunResult {
             stdout: out.stdout,
             stderr: out.stderr,
             exit_code: out.exit_code,
             timed_out: out.timed_out,
             truncated: out.truncated,
+            oom_killed: out.oom_killed,
             duration: started.elapsed(),
             compile: compile_out,
         })
+    }
+
+    /// Sets `oom_killed` when a SIGKILL came from the memory cgroup's OOM killer.
+    async fn note_oom(&self, mut out: ExecOutput) -> Result<ExecOutput> {
+        if out.exit_code != 137 || out.timed_out {
+            return Ok(out);
+        }
+        let probe = Command::new([
+            "/bin/sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null",
+        ]);
+        let read = self
+            .exec_step(&probe, Duration::from_secs(10), None, None, &[])
+            .await?;
+        let kills: u64 = read
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("oom_kill "))
+            .filter_map(|n| n.trim().parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let seen = self
+            .inner
+            .oom_seen
+            .swap(kills, std::sync::atomic::Ordering::SeqCst);
+        out.oom_killed = kills > seen;
+        Ok(out)
+    }
+
+    async fn upload_stdin(&self, data: Option<&[u8]>) -> Result<Option<String>> {
+        match data {
+            Some(data) => {
+                let name = format!("stdin-{}", crate::ids::random_hex(12));
+                Ok(Some(self.upload_io(&name, data, 0o600).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Places a file in Sandpit's io folder, which belongs to root (mode 0711): user code can
+    /// read the file it is given but never fill the folder. Returns the file's path.
+    async fn upload_io(&self, name: &str, data: &[u8], mode: u32) -> Result<String> {
+        let dir = IO_DIR.trim_start_matches('/');
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o711);
+        h.set_size(0);
+        builder
+            .append_data(&mut h, dir, std::io::empty())
+            .map_err(|e| Error::io("packing", IO_DIR, e))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(1000);
+        h.set_gid(1000);
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        builder
+            .append_data(&mut h, format!("{dir}/{name}"), data)
+            .map_err(|e| Error::io("packing", IO_DIR, e))?;
+        let archive = builder
+            .into_inner()
+            .map_err(|e| Error::io("packing", IO_DIR, e))?;
+        self.upload_archive("/", archive).await?;
+        Ok(format!("{IO_DIR}/{name}"))
     }
 
     /// Installs libraries not yet installed in this session; each is installed once.
     pub async fn install<S: AsRef<str>>(&self, libraries: &[S]) -> Result<()> {
         self.check_open()?;
         let inner = &self.inner;
-        let _guard = inner.install_lock.lock().await;
+        let _alone = inner.install_lock.write().await;
         let mut missing: Vec<String> = Vec::new();
         {
             let installed = inner.installed.lock().expect("installed set poisoned");
@@ -194,7 +277,26 @@ impl SandboxSession {
         if missing.is_empty() {
             return Ok(());
         }
-        for step in inner.runner.install(&missing) {
+        let attach = inner.policy.network == Network::None;
+        if attach {
+            self.attach_network().await?;
+        }
+        let installed = self.run_install_steps(&missing).await;
+        if attach {
+            self.detach_network().await?;
+        }
+        installed?;
+        inner
+            .installed
+            .lock()
+            .expect("installed set poisoned")
+            .extend(missing);
+        Ok(())
+    }
+
+    async fn run_install_steps(&self, missing: &[String]) -> Result<()> {
+        let inner = &self.inner;
+        for step in inner.runner.install(missing) {
             let out = self
                 .exec_step(&step, inner.install_timeout, None, None, &[])
                 .await?;
@@ -219,12 +321,50 @@ impl SandboxSession {
                 });
             }
         }
-        inner
-            .installed
-            .lock()
-            .expect("installed set poisoned")
-            .extend(missing);
         Ok(())
+    }
+
+    /// Gives the container the bridge for an install. Any process user code left behind is
+    /// killed first, so nothing of the user's sees the network.
+    async fn attach_network(&self) -> Result<()> {
+        let inner = &self.inner;
+        let sweep = Command::new(["/bin/sh", "-c", "kill -9 -1 2>/dev/null; true"]);
+        self.exec_step(&sweep, Duration::from_secs(20), None, None, &[])
+            .await?;
+        inner
+            .engine
+            .docker()
+            .connect_network(
+                "bridge",
+                NetworkConnectRequest {
+                    container: inner.container.clone(),
+                    endpoint_config: None,
+                },
+            )
+            .await
+            .map_err(|e| match exec_error(&inner.engine, &inner.container, e) {
+                Error::Exec { container, source } => Error::Network { container, source },
+                other => other,
+            })
+    }
+
+    async fn detach_network(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner
+            .engine
+            .docker()
+            .disconnect_network(
+                "bridge",
+                NetworkDisconnectRequest {
+                    container: inner.container.clone(),
+                    force: Some(true),
+                },
+            )
+            .await
+            .map_err(|e| match exec_error(&inner.engine, &inner.container, e) {
+                Error::Exec { container, source } => Error::Network { container, source },
+                other => other,
+            })
     }
 
     /// Libraries installed by this session so far.
@@ -254,9 +394,15 @@ impl SandboxSession {
         options: CommandOptions,
     ) -> Result<ExecOutput> {
         self.check_open()?;
+        if !self.inner.policy.allow_commands {
+            return Err(Error::Refused(
+                "shell commands are not allowed in this session (allow_commands is off); run code with run() instead".into(),
+            ));
+        }
         if command.trim().is_empty() {
             return Err(Error::InvalidInput("the command is empty".into()));
         }
+        let _running = self.inner.install_lock.read().await;
         let mut cmd = Command::new(["/bin/sh", "-c", command]);
         if options.as_root {
             cmd = cmd.as_root();
@@ -378,6 +524,7 @@ impl SandboxSession {
     pub async fn copy_to_runtime(&self, host: impl AsRef<Path>, container: &str) -> Result<()> {
         self.check_open()?;
         let dest = container_path(&self.inner.workdir, container)?;
+        refuse_memory_folders(&dest)?;
         let (parent, name) = parent_and_name(&dest);
         let host = host.as_ref().to_path_buf();
         if std::fs::symlink_metadata(&host).is_err() {
@@ -431,6 +578,24 @@ impl SandboxSession {
     }
 }
 
+/// Folders that are memory filesystems inside the sandbox: the engine's copy API writes
+/// beneath them, where the code would never see the files.
+const MEMORY_FOLDERS: &[&str] = &["/tmp", "/var/tmp", "/run/lock", "/home/sandbox"];
+
+fn refuse_memory_folders(dest: &str) -> Result<()> {
+    for dir in MEMORY_FOLDERS {
+        if dest == *dir || dest.starts_with(&format!("{dir}/")) {
+            return Err(Error::InvalidPath {
+                path: dest.to_string(),
+                reason: format!(
+                    "{dir} is a memory filesystem inside the sandbox that copies cannot reach; copy into the workdir instead"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn merge_compile(prev: Option<ExecOutput>, next: ExecOutput) -> ExecOutput {
     match prev {
         None => next,
@@ -440,6 +605,7 @@ fn merge_compile(prev: Option<ExecOutput>, next: ExecOutput) -> ExecOutput {
             p.exit_code = next.exit_code;
             p.timed_out |= next.timed_out;
             p.truncated |= next.truncated;
+            p.oom_killed |= next.oom_killed;
             p.duration += next.duration;
             p
         }

@@ -35,9 +35,14 @@ pub(crate) struct Inner {
     pub timeout: Duration,
     pub install_timeout: Duration,
     pub output_limit: usize,
+    pub policy: crate::policy::SecurityPolicy,
+    pub volume: Option<String>,
+    pub disk: Option<crate::disk::LoopDisk>,
+    pub oom_seen: std::sync::atomic::AtomicU64,
     pub closed: AtomicBool,
     pub installed: Mutex<HashSet<String>>,
-    pub install_lock: tokio::sync::Mutex<()>,
+    /// Runs hold it shared; installs hold it alone, so no user code runs while the network is attached.
+    pub install_lock: tokio::sync::RwLock<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -85,6 +90,16 @@ impl SandboxSession {
     /// The runner.
     pub fn runner(&self) -> &Arc<dyn Runner> {
         &self.inner.runner
+    }
+
+    /// The security policy the session runs under.
+    pub fn policy(&self) -> &crate::policy::SecurityPolicy {
+        &self.inner.policy
+    }
+
+    /// True when the workdir sits on its own size-limited disk (writes past the limit get ENOSPC).
+    pub fn has_disk_limit(&self) -> bool {
+        self.inner.disk.is_some()
     }
 
     /// True once closed.

@@ -1,0 +1,265 @@
+//! Cleaning up after processes that died without closing: containers whose owner process is
+//! gone or whose expiry passed, with their workdir volumes and disks.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
+
+use crate::close::{remove_container, remove_volume};
+use crate::connection::Engine;
+use crate::disk::{disk_dir, LoopDisk};
+use crate::error::{Error, Result};
+use crate::labels;
+
+/// What [`gc`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    /// Containers removed, by name, with the reason.
+    pub containers: Vec<(String, String)>,
+    /// Volumes removed.
+    pub volumes: Vec<String>,
+    /// Disk images removed.
+    pub disks: Vec<String>,
+    /// Sandpit containers left alone (owner alive, not expired).
+    pub kept: usize,
+}
+
+/// `host:pid:start` of this process; `start` (boot-relative clock ticks) tells a reused pid apart.
+pub(crate) fn owner() -> String {
+    format!(
+        "{}:{}:{}",
+        hostname(),
+        std::process::id(),
+        start_ticks(std::process::id()).unwrap_or(0)
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Field 22 of /proc/PID/stat: when the process started.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Why a container with these labels may be removed, if it may.
+fn removable(labels: &HashMap<String, String>, now: u64, host: &str) -> Option<String> {
+    if let Some(expiry) = labels
+        .get(labels::EXPIRES_AT)
+        .and_then(|e| e.parse::<u64>().ok())
+    {
+        if expiry <= now {
+            return Some("expired".into());
+        }
+    }
+    let owner = labels.get(labels::OWNER)?;
+    let mut parts = owner.rsplitn(3, ':');
+    let start: u64 = parts.next()?.parse().ok()?;
+    let pid: u32 = parts.next()?.parse().ok()?;
+    let owner_host = parts.next()?;
+    if owner_host != host {
+        return None;
+    }
+    match start_ticks(pid) {
+        Some(s) if s == start || start == 0 => None,
+        _ => Some(format!("owner process {pid} is gone")),
+    }
+}
+
+/// Removes Sandpit containers whose owner process (on this host) is gone or whose expiry
+/// passed, then volumes and disk images no container uses. Sessions of live processes stay.
+pub async fn gc(engine: &Engine) -> Result<GcReport> {
+    let mut report = GcReport::default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let host = hostname();
+    let containers = engine
+        .docker()
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{}=true", labels::MANAGED)],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(Error::ListContainers)?;
+    let mut live_sessions = HashSet::new();
+    for c in containers {
+        let labels = c.labels.clone().unwrap_or_default();
+        let name = c
+            .names
+            .as_ref()
+            .and_then(|n| n.first())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .or(c.id.clone())
+            .unwrap_or_default();
+        match removable(&labels, now, &host) {
+            Some(reason) => {
+                remove_container(engine, &name).await?;
+                report.containers.push((name, reason));
+                // Its disk goes with it, whatever its age.
+                if let Some(session) = labels.get(labels::SESSION) {
+                    let volume = format!("sandpit-disk-{session}");
+                    remove_volume(engine, &volume).await?;
+                    let disk = LoopDisk::paths(session);
+                    if disk.image.exists() {
+                        tokio::task::spawn_blocking(move || disk.destroy())
+                            .await
+                            .ok();
+                        report.volumes.push(volume);
+                        report.disks.push(session.clone());
+                    }
+                }
+            }
+            None => {
+                report.kept += 1;
+                if let Some(s) = labels.get(labels::SESSION) {
+                    live_sessions.insert(s.clone());
+                }
+            }
+        }
+    }
+
+    let volumes = engine
+        .docker()
+        .list_volumes(Some(ListVolumesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![format!("{}=true", labels::MANAGED)],
+            )])),
+        }))
+        .await
+        .map_err(|e| Error::Volume {
+            volume: "(list)".into(),
+            source: e,
+        })?
+        .volumes
+        .unwrap_or_default();
+    let mut volume_sessions = HashSet::new();
+    for v in volumes {
+        let Some(session) = v.labels.get(labels::SESSION).cloned() else {
+            continue;
+        };
+        if live_sessions.contains(&session) || young(v.created_at.as_ref().map(|d| d.to_string())) {
+            volume_sessions.insert(session);
+            continue;
+        }
+        remove_volume(engine, &v.name).await?;
+        report.volumes.push(v.name);
+        let disk = LoopDisk::paths(&session);
+        if disk.image.exists() {
+            tokio::task::spawn_blocking(move || disk.destroy())
+                .await
+                .ok();
+            report.disks.push(session);
+        }
+    }
+
+    // Disk images whose session has neither a container nor a volume (a crash between steps).
+    if let Ok(entries) = std::fs::read_dir(disk_dir()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("img") {
+                continue;
+            }
+            let Some(session) = path.file_stem().and_then(|s| s.to_str()).map(String::from) else {
+                continue;
+            };
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(600));
+            if old && !live_sessions.contains(&session) && !volume_sessions.contains(&session) {
+                let disk = LoopDisk::paths(&session);
+                tokio::task::spawn_blocking(move || disk.destroy())
+                    .await
+                    .ok();
+                report.disks.push(session);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A volume made in the last ten minutes may belong to a session still opening.
+fn young(created: Option<String>) -> bool {
+    let Some(created) = created else { return false };
+    // RFC 3339: compare the date-time prefix against now minus ten minutes, both in UTC.
+    let cutoff = SystemTime::now()
+        .checked_sub(Duration::from_secs(600))
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| rfc3339_prefix(d.as_secs()));
+    cutoff.is_some_and(|c| created.get(..19).is_some_and(|p| p > c.as_str()))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for unix seconds (UTC).
+fn rfc3339_prefix(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_judged_by_pid_and_start_time() {
+        let now = 2_000_000_000;
+        let me = owner();
+        let host = hostname();
+        let labels = |owner: &str, exp: u64| {
+            HashMap::from([
+                (labels::OWNER.to_string(), owner.to_string()),
+                (labels::EXPIRES_AT.to_string(), exp.to_string()),
+            ])
+        };
+        assert_eq!(removable(&labels(&me, now + 10), now, &host), None);
+        assert_eq!(
+            removable(&labels(&me, now - 1), now, &host).as_deref(),
+            Some("expired")
+        );
+        // Same pid, different start time: a reused pid, so the owner is gone.
+        let reused = format!("{host}:{}:1", std::process::id());
+        assert!(removable(&labels(&reused, now + 10), now, &host).is_some());
+        // Another host's sessions are never judged by pid.
+        assert_eq!(
+            removable(&labels("elsewhere:1:1", now + 10), now, &host),
+            None
+        );
+    }
+
+    #[test]
+    fn formats_utc_dates() {
+        assert_eq!(rfc3339_prefix(0), "1970-01-01T00:00:00");
+        assert_eq!(rfc3339_prefix(1_795_000_000), "2026-11-18T11:06:40");
+    }
+}
