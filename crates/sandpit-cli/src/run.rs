@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use sandpit::{
-    parse_size, Language, LanguageExt, Network, RunOptions, SandboxSession, SecurityPolicy,
+    parse_size, Language, LanguageExt, Network, OutputChunk, RunOptions, SandboxSession,
+    SecurityPolicy, StreamKind,
 };
 
 use crate::connect::ConnectionArgs;
@@ -16,7 +17,7 @@ use crate::{EXIT_SANDPIT_FAILED, EXIT_TIMED_OUT};
 /// Arguments of `sandpit run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Language: python (py)
+    /// Language: python (py), java, javascript (js, node), cpp (c++, g++), go (golang), ruby (rb)
     #[arg(long, short = 'l')]
     lang: String,
     /// Source file to run (standard input when neither FILE nor -c is given)
@@ -129,6 +130,18 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     if let Some(data) = stdin {
         options = options.stdin(data);
     }
+    if !args.json {
+        // Output goes out live, as the program writes it.
+        options = options.on_output(|chunk: OutputChunk| {
+            let _ = match chunk.stream {
+                StreamKind::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&chunk.data).and_then(|_| out.flush())
+                }
+                StreamKind::Stderr => std::io::stderr().lock().write_all(&chunk.data),
+            };
+        });
+    }
     let result = session.run_with(&code, options).await;
     let closed = session.close().await;
     let result = result?;
@@ -137,20 +150,15 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {
-        if let Some(compile) = &result.compile {
-            std::io::stderr().write_all(compile.stdout.as_bytes())?;
-            std::io::stderr().write_all(compile.stderr.as_bytes())?;
-        }
-        std::io::stdout().write_all(result.stdout.as_bytes())?;
-        std::io::stdout().flush()?;
-        std::io::stderr().write_all(result.stderr.as_bytes())?;
         if result.truncated {
-            eprintln!("sandpit: output was truncated at the output limit");
+            eprintln!("sandpit: output was truncated at the output limit (--output-limit)");
         }
         if result.timed_out {
+            eprintln!("sandpit: the program was killed after {timeout:?} (timeout)");
+        }
+        if result.oom_killed {
             eprintln!(
-                "sandpit: the program was killed after {:?} (timeout)",
-                timeout
+                "sandpit: the program was killed for using more memory than allowed (--memory)"
             );
         }
     }

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use crate::connection::Engine;
 use crate::error::{is_transport, status_code, Error, Result};
-use crate::output::ExecOutput;
+use crate::output::{ExecOutput, OutputChunk, OutputSink, StreamKind};
 use crate::runner::User;
 
 /// Writes the inline source file and the stdin redirection, then becomes the program.
@@ -45,6 +45,8 @@ pub(crate) struct ExecSpec {
     pub inline_file: Option<(String, String)>,
     /// A file in the container to use as standard input (removed once opened).
     pub stdin_path: Option<String>,
+    /// Receives output as it arrives.
+    pub sink: Option<OutputSink>,
 }
 
 pub(crate) fn user_name(user: User) -> &'static str {
@@ -70,12 +72,15 @@ impl Capped {
         }
     }
 
-    fn push(&mut self, data: &[u8]) {
+    /// Keeps what fits and returns it.
+    fn push<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
         let room = self.limit.saturating_sub(self.buf.len());
         if data.len() > room {
             self.truncated = true;
         }
-        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+        let kept = &data[..data.len().min(room)];
+        self.buf.extend_from_slice(kept);
+        kept
     }
 
     fn text(&self) -> String {
@@ -159,7 +164,7 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
     let mut timed_out = false;
     loop {
         match tokio::time::timeout_at(deadline, output.next()).await {
-            Ok(Some(Ok(chunk))) => collect(chunk, &mut stdout, &mut stderr),
+            Ok(Some(Ok(chunk))) => collect(chunk, &mut stdout, &mut stderr, spec.sink.as_ref()),
             Ok(Some(Err(e))) => return Err(exec_error(engine, container, e)),
             Ok(None) => break,
             Err(_) => {
@@ -173,7 +178,7 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
         // Output written before the kill may still be in flight.
         let grace = tokio::time::Instant::now() + Duration::from_secs(2);
         while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(grace, output.next()).await {
-            collect(chunk, &mut stdout, &mut stderr);
+            collect(chunk, &mut stdout, &mut stderr, spec.sink.as_ref());
         }
     }
     drop(output);
@@ -190,12 +195,25 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
     })
 }
 
-fn collect(chunk: bollard::container::LogOutput, stdout: &mut Capped, stderr: &mut Capped) {
+fn collect(
+    chunk: bollard::container::LogOutput,
+    stdout: &mut Capped,
+    stderr: &mut Capped,
+    sink: Option<&OutputSink>,
+) {
     use bollard::container::LogOutput;
-    match chunk {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => stdout.push(&message),
-        LogOutput::StdErr { message } => stderr.push(&message),
-        LogOutput::StdIn { .. } => {}
+    let (kind, kept) = match &chunk {
+        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+            (StreamKind::Stdout, stdout.push(message))
+        }
+        LogOutput::StdErr { message } => (StreamKind::Stderr, stderr.push(message)),
+        LogOutput::StdIn { .. } => return,
+    };
+    if let (Some(sink), false) = (sink, kept.is_empty()) {
+        sink.send(OutputChunk {
+            stream: kind,
+            data: kept.to_vec(),
+        });
     }
 }
 

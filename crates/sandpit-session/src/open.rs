@@ -220,6 +220,7 @@ pub(crate) async fn open(b: SessionBuilder) -> Result<SandboxSession> {
                 output_limit: session.inner.output_limit,
                 inline_file: None,
                 stdin_path: None,
+                sink: None,
             },
         )
         .await;

@@ -1,8 +1,57 @@
 //! Result shapes of commands and runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Output as it arrives, before the command ends. Chunks hold raw bytes: a multi-byte UTF-8
+/// character may be split between two chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    /// Where it came from.
+    pub stream: StreamKind,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+impl OutputChunk {
+    /// The bytes as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// Receives output chunks as they arrive (only bytes within the output limit).
+#[derive(Clone)]
+pub struct OutputSink(pub(crate) Arc<dyn Fn(OutputChunk) + Send + Sync>);
+
+impl OutputSink {
+    /// A sink calling `f` for each chunk.
+    pub fn new(f: impl Fn(OutputChunk) + Send + Sync + 'static) -> Self {
+        OutputSink(Arc::new(f))
+    }
+
+    pub(crate) fn send(&self, chunk: OutputChunk) {
+        (self.0)(chunk)
+    }
+}
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
+}
 
 /// The outcome of one command in the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

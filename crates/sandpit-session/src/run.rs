@@ -12,7 +12,7 @@ use crate::copy::{container_path, pack_bytes, pack_host_path, parent_and_name, u
 use crate::error::{status_code, Error, Result};
 use crate::exec::{exec, exec_error, ExecSpec, INLINE_SOURCE_LIMIT};
 use crate::open::IO_DIR;
-use crate::output::{ExecOutput, RunResult};
+use crate::output::{ExecOutput, OutputChunk, OutputSink, RunResult};
 use crate::runner::Command;
 use crate::session::SandboxSession;
 
@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Extra environment variables for this run.
     pub env: Vec<(String, String)>,
+    /// Receives compile and program output as it arrives.
+    pub on_output: Option<OutputSink>,
 }
 
 impl RunOptions {
@@ -74,6 +76,12 @@ impl RunOptions {
         self.env.push((key.into(), value.into()));
         self
     }
+
+    /// Calls `f` with output chunks as they arrive (the result still holds all of it).
+    pub fn on_output(mut self, f: impl Fn(OutputChunk) + Send + Sync + 'static) -> Self {
+        self.on_output = Some(OutputSink::new(f));
+        self
+    }
 }
 
 /// Options of one shell command.
@@ -87,6 +95,45 @@ pub struct CommandOptions {
     pub as_root: bool,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Receives output as it arrives.
+    pub on_output: Option<OutputSink>,
+}
+
+impl CommandOptions {
+    /// Options with defaults: the session's timeout, the sandbox user.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A timeout for this command.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Standard input for the command.
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// Run as root (only in sessions whose policy keeps the install capabilities).
+    pub fn as_root(mut self) -> Self {
+        self.as_root = true;
+        self
+    }
+
+    /// An environment variable for this command.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Calls `f` with output chunks as they arrive.
+    pub fn on_output(mut self, f: impl Fn(OutputChunk) + Send + Sync + 'static) -> Self {
+        self.on_output = Some(OutputSink::new(f));
+        self
+    }
 }
 
 impl SandboxSession {
@@ -142,7 +189,14 @@ impl SandboxSession {
         for step in &plan.compile {
             let remaining = timeout.saturating_sub(started.elapsed());
             let out = self
-                .exec_step(step, remaining, inline_file.take(), None, &options.env)
+                .exec_step(
+                    step,
+                    remaining,
+                    inline_file.take(),
+                    None,
+                    &options.env,
+                    options.on_output.clone(),
+                )
                 .await?;
             let out = self.note_oom(out).await?;
             let failed = !out.success();
@@ -175,6 +229,7 @@ impl SandboxSession {
                 inline_file.take(),
                 stdin_path,
                 &options.env,
+                options.on_output.clone(),
             )
             .await?;
         let out = self.note_oom(out).await?;
@@ -190,6 +245,26 @@ impl SandboxSession {
         })
     }
 
+    /// Runs `code` and streams its output: the returned [`RunStream`] yields chunks as they
+    /// arrive, then [`RunStream::result`] gives the final result.
+    pub fn run_stream(&self, code: &str, options: RunOptions) -> RunStream {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let previous = options.on_output.clone();
+        let options = RunOptions {
+            on_output: Some(OutputSink::new(move |chunk: OutputChunk| {
+                if let Some(p) = &previous {
+                    p.send(chunk.clone());
+                }
+                let _ = tx.send(chunk);
+            })),
+            ..options
+        };
+        let session = self.clone();
+        let code = code.to_string();
+        let task = tokio::spawn(async move { session.run_with(&code, options).await });
+        RunStream { rx, task }
+    }
+
     /// Sets `oom_killed` when a SIGKILL came from the memory cgroup's OOM killer.
     async fn note_oom(&self, mut out: ExecOutput) -> Result<ExecOutput> {
         if out.exit_code != 137 || out.timed_out {
@@ -201,7 +276,7 @@ impl SandboxSession {
             "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null",
         ]);
         let read = self
-            .exec_step(&probe, Duration::from_secs(10), None, None, &[])
+            .exec_step(&probe, Duration::from_secs(10), None, None, &[], None)
             .await?;
         let kills: u64 = read
             .stdout
@@ -298,7 +373,7 @@ impl SandboxSession {
         let inner = &self.inner;
         for step in inner.runner.install(missing) {
             let out = self
-                .exec_step(&step, inner.install_timeout, None, None, &[])
+                .exec_step(&step, inner.install_timeout, None, None, &[], None)
                 .await?;
             if !out.success() {
                 let text = if out.stderr.trim().is_empty() {
@@ -329,7 +404,7 @@ impl SandboxSession {
     async fn attach_network(&self) -> Result<()> {
         let inner = &self.inner;
         let sweep = Command::new(["/bin/sh", "-c", "kill -9 -1 2>/dev/null; true"]);
-        self.exec_step(&sweep, Duration::from_secs(20), None, None, &[])
+        self.exec_step(&sweep, Duration::from_secs(20), None, None, &[], None)
             .await?;
         inner
             .engine
@@ -416,8 +491,15 @@ impl SandboxSession {
             None => None,
         };
         let timeout = options.timeout.unwrap_or(self.inner.timeout);
-        self.exec_step(&cmd, timeout, None, stdin_path, &options.env)
-            .await
+        self.exec_step(
+            &cmd,
+            timeout,
+            None,
+            stdin_path,
+            &options.env,
+            options.on_output.clone(),
+        )
+        .await
     }
 
     async fn exec_step(
@@ -427,6 +509,7 @@ impl SandboxSession {
         inline_file: Option<(String, String)>,
         stdin_path: Option<String>,
         extra_env: &[(String, String)],
+        sink: Option<OutputSink>,
     ) -> Result<ExecOutput> {
         let inner = &self.inner;
         let mut env = inner.env.clone();
@@ -444,6 +527,7 @@ impl SandboxSession {
                 output_limit: inner.output_limit,
                 inline_file,
                 stdin_path,
+                sink,
             },
         )
         .await
@@ -474,7 +558,7 @@ impl SandboxSession {
                 // The destination folder is missing: create it as the sandbox user, then retry.
                 let mkdir = Command::new(["mkdir", "-p", parent]);
                 let out = self
-                    .exec_step(&mkdir, Duration::from_secs(30), None, None, &[])
+                    .exec_step(&mkdir, Duration::from_secs(30), None, None, &[], None)
                     .await?;
                 if !out.success() {
                     return Err(Error::InvalidPath {
@@ -615,4 +699,38 @@ fn merge_compile(prev: Option<ExecOutput>, next: ExecOutput) -> ExecOutput {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Output chunks of a run as they arrive; the run goes on in the background until it ends.
+/// Chunks are held only up to the output limit, so an unread stream stays small.
+#[derive(Debug)]
+pub struct RunStream {
+    rx: tokio::sync::mpsc::UnboundedReceiver<OutputChunk>,
+    task: tokio::task::JoinHandle<Result<RunResult>>,
+}
+
+impl RunStream {
+    /// The next chunk, or `None` once the run has ended and every chunk was read.
+    pub async fn next_chunk(&mut self) -> Option<OutputChunk> {
+        self.rx.recv().await
+    }
+
+    /// Waits for the run to end and returns its result (chunks not yet read are dropped).
+    pub async fn result(self) -> Result<RunResult> {
+        drop(self.rx);
+        self.task
+            .await
+            .map_err(|e| Error::InvalidInput(format!("the run task failed: {e}")))?
+    }
+}
+
+impl futures_util::Stream for RunStream {
+    type Item = OutputChunk;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<OutputChunk>> {
+        self.rx.poll_recv(cx)
+    }
 }
