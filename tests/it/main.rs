@@ -8,6 +8,7 @@ mod connection;
 mod copy;
 mod gc;
 mod images;
+mod kernel;
 mod libraries;
 mod lifecycle;
 mod pool;

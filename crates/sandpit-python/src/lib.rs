@@ -2,10 +2,13 @@
 //! libraries installed with pip into it.
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, KernelSpec, Language, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/python/Dockerfile");
+
+/// The stateful kernel: IPython's shell where the image has it, plain `exec` otherwise.
+pub const KERNEL: &str = include_str!("kernel.py");
 
 /// Runs Python 3 code.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,6 +72,14 @@ impl Runner for PythonRunner {
             compile: Vec::new(),
             run: Command::new(["python", "-u", source]),
         }
+    }
+
+    fn kernel(&self) -> Option<KernelSpec> {
+        Some(KernelSpec {
+            script: KERNEL,
+            file: "sandpit-kernel.py",
+            argv: vec!["python".into(), "-u".into()],
+        })
     }
 }
 

@@ -13,9 +13,10 @@ use crate::runner::User;
 
 /// Writes the inline source file and the stdin redirection, then becomes the program.
 /// Each exec carries `SANDPIT_EXEC=<id>` so that a timeout can find every process it forked.
-const WRAPPER: &str = r#"if [ -n "${SANDPIT_SOURCE_PATH:-}" ]; then printf '%s' "$SANDPIT_SOURCE" > "$SANDPIT_SOURCE_PATH" || exit 125; fi
+pub(crate) const WRAPPER: &str = r#"if [ -n "${SANDPIT_SOURCE_PATH:-}" ]; then printf '%s' "$SANDPIT_SOURCE" > "$SANDPIT_SOURCE_PATH" || exit 125; fi
 unset SANDPIT_SOURCE SANDPIT_SOURCE_PATH
 if [ -n "${SANDPIT_STDIN:-}" ]; then s=$SANDPIT_STDIN; unset SANDPIT_STDIN; exec 0<"$s"; rm -f "$s" 2>/dev/null; exec "$@"; fi
+if [ -n "${SANDPIT_KEEP_STDIN:-}" ]; then unset SANDPIT_KEEP_STDIN; exec "$@"; fi
 exec "$@" 0</dev/null"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
@@ -102,7 +103,7 @@ pub(crate) fn exec_error(engine: &Engine, container: &str, e: bollard::errors::E
     }
 }
 
-fn new_marker() -> String {
+pub(crate) fn new_marker() -> String {
     crate::ids::random_hex(16)
 }
 
@@ -243,7 +244,12 @@ async fn exit_code(
 }
 
 /// Kills every process of one exec, as the user that ran it.
-async fn kill_marked(engine: &Engine, container: &str, user: User, marker: &str) -> Result<()> {
+pub(crate) async fn kill_marked(
+    engine: &Engine,
+    container: &str,
+    user: User,
+    marker: &str,
+) -> Result<()> {
     let created = engine
         .docker()
         .create_exec(

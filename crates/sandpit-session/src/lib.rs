@@ -16,6 +16,7 @@ mod exec;
 mod gc;
 mod ids;
 pub mod image;
+mod kernel;
 pub mod labels;
 mod language;
 mod open;
@@ -31,13 +32,14 @@ pub use connection::{Connection, Endpoint, Engine, TlsFiles, DEFAULT_SOCKET};
 pub use disk::loop_disks_available;
 pub use error::{Error, Result};
 pub use gc::{gc, GcReport};
+pub use kernel::{ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle};
 pub use language::{Language, UnknownLanguage};
 pub use open::{CA_ENV, CA_PATH};
 pub use output::{ExecOutput, OutputChunk, OutputSink, RunResult, StreamKind};
 pub use policy::SecurityPolicy;
 pub use pool::{PoolConfig, PooledSession, SessionPool, WhenExhausted};
 pub use run::{CommandOptions, RunOptions, RunStream};
-pub use runner::{Command, ImageSpec, RunPlan, Runner, User};
+pub use runner::{Command, ImageSpec, KernelSpec, RunPlan, Runner, User};
 pub use session::{with_session, SandboxSession};
 
 /// The bollard version Sandpit is built on, for callers who need raw engine access.

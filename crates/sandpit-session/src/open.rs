@@ -202,6 +202,7 @@ pub(crate) async fn open(b: SessionBuilder) -> Result<SandboxSession> {
             volume,
             disk,
             oom_seen: std::sync::atomic::AtomicU64::new(0),
+            kernel: tokio::sync::Mutex::new(None),
             closed: AtomicBool::new(false),
             installed: Mutex::new(HashSet::new()),
             install_lock: tokio::sync::RwLock::new(()),

@@ -354,11 +354,15 @@ impl SandboxSession {
         }
         let attach = inner.policy.network == Network::None;
         if attach {
-            self.attach_network().await?;
+            if let Err(e) = self.attach_network().await {
+                let _ = self.signal_user_processes("CONT").await;
+                return Err(e);
+            }
         }
         let installed = self.run_install_steps(&missing).await;
         if attach {
             self.detach_network().await?;
+            self.signal_user_processes("CONT").await?;
         }
         installed?;
         inner
@@ -399,13 +403,12 @@ impl SandboxSession {
         Ok(())
     }
 
-    /// Gives the container the bridge for an install. Any process user code left behind is
-    /// killed first, so nothing of the user's sees the network.
+    /// Gives the container the bridge for an install. Every process of user code (a kernel,
+    /// anything a run left behind) is stopped first and resumed after the network is gone, so
+    /// nothing of the user's ever runs while the container has a network.
     async fn attach_network(&self) -> Result<()> {
         let inner = &self.inner;
-        let sweep = Command::new(["/bin/sh", "-c", "kill -9 -1 2>/dev/null; true"]);
-        self.exec_step(&sweep, Duration::from_secs(20), None, None, &[], None)
-            .await?;
+        self.signal_user_processes("STOP").await?;
         inner
             .engine
             .docker()
@@ -421,6 +424,18 @@ impl SandboxSession {
                 Error::Exec { container, source } => Error::Network { container, source },
                 other => other,
             })
+    }
+
+    /// Sends a signal to every process of the sandbox user but the sender.
+    async fn signal_user_processes(&self, signal: &str) -> Result<()> {
+        let sweep = Command::new([
+            "/bin/sh",
+            "-c",
+            &format!("kill -{signal} -1 2>/dev/null; true"),
+        ]);
+        self.exec_step(&sweep, Duration::from_secs(20), None, None, &[], None)
+            .await
+            .map(|_| ())
     }
 
     async fn detach_network(&self) -> Result<()> {

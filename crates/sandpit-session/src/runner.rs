@@ -72,6 +72,21 @@ pub struct RunPlan {
     pub run: Command,
 }
 
+/// A language's stateful kernel: a script that keeps state between requests (see the
+/// session's `execute`). It reads one JSON request per line on stdin (`{"code": ...}`) and
+/// writes JSON frames, one per line, on stdout: `ready` (with its `pid`), then per request any
+/// `stream` (`name`, `text`), `result` (`data`: a mime bundle) and `error` (`name`, `value`,
+/// `traceback`) frames, and last `done`. It stops the running request on SIGINT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelSpec {
+    /// The script's text.
+    pub script: &'static str,
+    /// Its file name (written to /tmp).
+    pub file: &'static str,
+    /// The interpreter command; the script's path is appended.
+    pub argv: Vec<String>,
+}
+
 /// One language: files, commands, libraries. Implementations plug into [`crate::SandboxSession`].
 pub trait Runner: Send + Sync + std::fmt::Debug {
     /// The language.
@@ -106,4 +121,9 @@ pub trait Runner: Send + Sync + std::fmt::Debug {
 
     /// How to compile (where needed) and run the saved source file.
     fn run(&self, source: &str) -> RunPlan;
+
+    /// The stateful kernel, for languages that have one.
+    fn kernel(&self) -> Option<KernelSpec> {
+        None
+    }
 }

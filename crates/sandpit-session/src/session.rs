@@ -39,6 +39,7 @@ pub(crate) struct Inner {
     pub volume: Option<String>,
     pub disk: Option<crate::disk::LoopDisk>,
     pub oom_seen: std::sync::atomic::AtomicU64,
+    pub kernel: tokio::sync::Mutex<Option<crate::kernel::Kernel>>,
     pub closed: AtomicBool,
     pub installed: Mutex<HashSet<String>>,
     /// Runs hold it shared; installs hold it alone, so no user code runs while the network is attached.

@@ -1,0 +1,214 @@
+# Sandpit's Python kernel: state kept between requests, like a notebook.
+# Protocol: one JSON request per line on stdin ({"code": ...}); JSON frames, one per line, on
+# the process's original stdout: ready, stream, result, error, done. User output (fd 1 and 2,
+# so print, C extensions and subprocesses alike) goes through pipes and comes back as stream
+# frames; a sentinel written after each request proves both pipes are drained before `done`.
+import base64, io, json, os, signal, sys, threading, time, traceback, warnings
+
+PROTO = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+LOCK = threading.Lock()
+SENTINEL = b"\x00SANDPIT-DRAINED\x00"
+LIMIT = int(os.environ.get("SANDPIT_OUTPUT_LIMIT", str(1 << 20)))
+
+
+def send(frame):
+    line = json.dumps(frame)
+    with LOCK:
+        PROTO.write(line + "\n")
+        PROTO.flush()
+
+
+class Pump(threading.Thread):
+    """Forwards one redirected fd as stream frames, up to the output limit per request."""
+
+    def __init__(self, fd, name):
+        super().__init__(daemon=True)
+        read, write = os.pipe()
+        os.dup2(write, fd)
+        os.close(write)
+        self.read, self.name = read, name
+        self.drained = threading.Event()
+        self.sent = 0
+        self.tail = b""
+
+    def run(self):
+        while True:
+            data = os.read(self.read, 65536)
+            if not data:
+                return
+            data = self.tail + data
+            self.tail = b""
+            while data:
+                at = data.find(SENTINEL)
+                if at < 0:
+                    # Keep a possible partial sentinel for the next read.
+                    keep = next((k for k in range(len(SENTINEL) - 1, 0, -1) if data.endswith(SENTINEL[:k])), 0)
+                    chunk, self.tail = (data[:-keep], data[-keep:]) if keep else (data, b"")
+                    self.forward(chunk)
+                    break
+                self.forward(data[:at])
+                data = data[at + len(SENTINEL):]
+                self.drained.set()
+
+    def forward(self, chunk):
+        if not chunk:
+            return
+        room = LIMIT - self.sent
+        if room <= 0:
+            self.sent += len(chunk)
+            return
+        part = chunk[:room]
+        self.sent += len(chunk)
+        send({"type": "stream", "name": self.name, "text": part.decode("utf-8", "replace"), "truncated": len(chunk) > room})
+
+
+sys.stdout.flush()
+sys.stderr.flush()
+PUMPS = [Pump(1, "stdout"), Pump(2, "stderr")]
+for p in PUMPS:
+    p.start()
+sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), encoding="utf-8", errors="replace", line_buffering=True, write_through=True)
+sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", buffering=0), encoding="utf-8", errors="replace", line_buffering=True, write_through=True)
+warnings.filterwarnings("ignore", message=".*non-interactive.*")
+# A process started by the engine may inherit SIGINT ignored; the interrupt must raise.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def drain():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for p in PUMPS:
+        p.drained.clear()
+    os.write(1, SENTINEL)
+    os.write(2, SENTINEL)
+    for p in PUMPS:
+        p.drained.wait(5)
+        p.sent = 0
+
+
+def bundle_of(data):
+    out = {}
+    for mime, value in data.items():
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode()
+        elif mime == "image/png" and isinstance(value, str):
+            value = value.strip()
+        out[mime] = value
+    return out
+
+
+def send_figures():
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        send({"type": "result", "data": {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": repr(fig)}})
+    plt.close("all")
+
+
+def make_ipython():
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+
+    class Hook(DisplayHook):
+        def write_output_prompt(self):
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None):
+            send({"type": "result", "data": bundle_of(format_dict)})
+
+        def finish_displayhook(self):
+            pass
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+            send({"type": "result", "data": bundle_of(data)})
+
+        def clear_output(self, wait=False):
+            pass
+
+    shell = InteractiveShell.instance(displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
+    shell.display_pub = Publisher(shell=shell)
+    errors = []
+
+    def showtraceback(etype, evalue, stb):
+        errors.append(stb)
+
+    shell._showtraceback = showtraceback
+
+    def run(code):
+        errors.clear()
+        result = shell.run_cell(code, store_history=True)
+        err = result.error_before_exec or result.error_in_exec
+        if err is not None:
+            stb = errors[-1] if errors else traceback.format_exception(type(err), err, err.__traceback__)
+            return {"name": type(err).__name__, "value": str(err), "traceback": [l for l in "\n".join(stb).split("\n")]}
+        return None
+
+    return run
+
+
+def make_plain():
+    import ast
+
+    scope = {"__name__": "__main__", "__builtins__": __builtins__}
+
+    def run(code):
+        try:
+            tree = ast.parse(code, "<cell>", "exec")
+            last = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = ast.Expression(tree.body.pop().value)
+            exec(compile(tree, "<cell>", "exec"), scope)
+            if last is not None:
+                value = eval(compile(last, "<cell>", "eval"), scope)
+                if value is not None:
+                    data = {"text/plain": repr(value)}
+                    for mime, attr in (("text/html", "_repr_html_"), ("application/json", "_repr_json_")):
+                        f = getattr(value, attr, None)
+                        if callable(f):
+                            data[mime] = f()
+                    send({"type": "result", "data": data})
+        except BaseException as e:  # noqa: BLE001 - report everything, KeyboardInterrupt included
+            tb = traceback.format_exception(type(e), e, e.__traceback__)
+            return {"name": type(e).__name__, "value": str(e), "traceback": "".join(tb).rstrip("\n").split("\n")}
+        return None
+
+    return run
+
+
+try:
+    RUN, FLAVOUR = make_ipython(), "ipython"
+except Exception:  # noqa: BLE001 - no IPython in this image
+    RUN, FLAVOUR = make_plain(), "plain"
+
+send({"type": "ready", "pid": os.getpid(), "flavour": FLAVOUR})
+STDIN = io.TextIOWrapper(os.fdopen(0, "rb", buffering=0), encoding="utf-8")
+while True:
+    try:
+        line = STDIN.readline()
+    except KeyboardInterrupt:
+        continue
+    if not line:
+        break
+    try:
+        request = json.loads(line)
+    except ValueError:
+        continue
+    started = time.monotonic()
+    try:
+        error = RUN(request.get("code", ""))
+        send_figures()
+    except KeyboardInterrupt:
+        error = {"name": "KeyboardInterrupt", "value": "", "traceback": ["KeyboardInterrupt"]}
+    try:
+        drain()
+    except KeyboardInterrupt:
+        pass
+    if error is not None:
+        send({"type": "error", **error})
+    send({"type": "done", "duration": time.monotonic() - started})
