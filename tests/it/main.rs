@@ -11,6 +11,7 @@ mod images;
 mod kernel;
 mod libraries;
 mod lifecycle;
+mod plots;
 mod pool;
 mod run;
 mod scoped;

@@ -67,9 +67,18 @@ pub struct RunArgs {
     /// PEM file of extra CA certificates for library installs behind a TLS-intercepting proxy
     #[arg(long, value_name = "PEM", env = "SANDPIT_CA_BUNDLE")]
     ca_cert: Option<PathBuf>,
-    /// Print one JSON object instead of the program's output
+    /// Print one JSON object instead of the program's output (plots captured unless --no-plots)
     #[arg(long)]
     json: bool,
+    /// Write the figures the program leaves open (Python's matplotlib) as PNG files into DIR
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Capture plots as PNG artifacts even without --json or --artifacts
+    #[arg(long, conflicts_with = "no_plots")]
+    plots: bool,
+    /// Do not capture plots
+    #[arg(long)]
+    no_plots: bool,
     /// Arguments for the program (after --)
     #[arg(last = true)]
     args: Vec<String>,
@@ -130,6 +139,8 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     if let Some(data) = stdin {
         options = options.stdin(data);
     }
+    let capture = !args.no_plots && (args.plots || args.json || args.artifacts.is_some());
+    options = options.capture_plots(capture);
     if !args.json {
         // Output goes out live, as the program writes it.
         options = options.on_output(|chunk: OutputChunk| {
@@ -147,6 +158,18 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     let result = result?;
     closed?;
 
+    if let Some(dir) = &args.artifacts {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --artifacts {}", dir.display()))?;
+        for a in &result.artifacts {
+            let path = dir.join(&a.name);
+            std::fs::write(&path, &a.data)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if !args.json {
+                eprintln!("sandpit: wrote {}", path.display());
+            }
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&result)?);
     } else {

@@ -10,6 +10,25 @@ pub const DOCKERFILE: &str = include_str!("../../../images/python/Dockerfile");
 /// The stateful kernel: IPython's shell where the image has it, plain `exec` otherwise.
 pub const KERNEL: &str = include_str!("kernel.py");
 
+/// Runs a program and saves the matplotlib figures it leaves open when it exits.
+const PLOT_BOOT: &str = r#"import os, runpy, sys, warnings
+warnings.filterwarnings("ignore", message=".*non-interactive.*")
+def _sandpit_save_figures():
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    folder = os.environ["SANDPIT_ARTIFACTS"]
+    os.makedirs(folder, exist_ok=True)
+    for i, num in enumerate(plt.get_fignums(), 1):
+        plt.figure(num).savefig(os.path.join(folder, "figure-%d.png" % i), format="png", bbox_inches="tight")
+sys.argv = sys.argv[1:]
+# Saved in `finally`, not atexit: matplotlib's own atexit hook closes every figure first.
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+finally:
+    _sandpit_save_figures()
+"#;
+
 /// Runs Python 3 code.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PythonRunner;
@@ -72,6 +91,13 @@ impl Runner for PythonRunner {
             compile: Vec::new(),
             run: Command::new(["python", "-u", source]),
         }
+    }
+
+    fn run_capturing_plots(&self, source: &str) -> Option<RunPlan> {
+        Some(RunPlan {
+            compile: Vec::new(),
+            run: Command::new(["python", "-u", "-c", PLOT_BOOT, source]),
+        })
     }
 
     fn kernel(&self) -> Option<KernelSpec> {

@@ -35,7 +35,7 @@ pub use gc::{gc, GcReport};
 pub use kernel::{ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle};
 pub use language::{Language, UnknownLanguage};
 pub use open::{CA_ENV, CA_PATH};
-pub use output::{ExecOutput, OutputChunk, OutputSink, RunResult, StreamKind};
+pub use output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult, StreamKind};
 pub use policy::SecurityPolicy;
 pub use pool::{PoolConfig, PooledSession, SessionPool, WhenExhausted};
 pub use run::{CommandOptions, RunOptions, RunStream};

@@ -100,6 +100,25 @@ pub struct RunResult {
     pub duration: Duration,
     /// The compile step, for languages that compile; `None` otherwise.
     pub compile: Option<ExecOutput>,
+    /// Files the run produced for the caller, such as captured plots (see `RunOptions::capture_plots`).
+    pub artifacts: Vec<Artifact>,
+}
+
+/// A file a run produced, such as a plot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Artifact {
+    /// File name, e.g. `figure-1.png`.
+    pub name: String,
+    /// Mime type, e.g. `image/png`.
+    pub mime: String,
+    /// The bytes (base64 in JSON).
+    #[serde(rename = "data_base64", serialize_with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+fn base64_bytes<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    use base64::Engine as _;
+    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(data))
 }
 
 impl RunResult {

@@ -32,6 +32,8 @@ pub struct PoolConfig {
     pub idle_lifetime: Duration,
     /// Libraries installed in every session before it counts as ready.
     pub libraries: Vec<String>,
+    /// Start each session's stateful kernel before it counts as ready.
+    pub kernel: bool,
     /// What `acquire` does when the pool is exhausted.
     pub when_exhausted: WhenExhausted,
 }
@@ -43,6 +45,7 @@ impl Default for PoolConfig {
             max_size: 16,
             idle_lifetime: Duration::from_secs(600),
             libraries: Vec::new(),
+            kernel: false,
             when_exhausted: WhenExhausted::Wait(Duration::from_secs(60)),
         }
     }
@@ -242,13 +245,22 @@ impl SessionPool {
 /// Opens one session and sets it up (libraries), ready to hand out.
 async fn open_ready(shared: &Shared) -> Result<SandboxSession> {
     let session = shared.builder.clone().open().await?;
-    if !shared.config.libraries.is_empty() {
-        if let Err(e) = session.install(&shared.config.libraries).await {
+    let setup = async {
+        if !shared.config.libraries.is_empty() {
+            session.install(&shared.config.libraries).await?;
+        }
+        if shared.config.kernel {
+            session.start_kernel().await?;
+        }
+        Ok(())
+    };
+    match setup.await {
+        Ok(()) => Ok(session),
+        Err(e) => {
             let _ = session.close().await;
-            return Err(e);
+            Err(e)
         }
     }
-    Ok(session)
 }
 
 /// Keeps `idle` sessions ready and recycles ones past their lifetime, until the pool is gone.

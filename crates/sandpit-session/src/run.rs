@@ -12,7 +12,7 @@ use crate::copy::{container_path, pack_bytes, pack_host_path, parent_and_name, u
 use crate::error::{status_code, Error, Result};
 use crate::exec::{exec, exec_error, ExecSpec, INLINE_SOURCE_LIMIT};
 use crate::open::IO_DIR;
-use crate::output::{ExecOutput, OutputChunk, OutputSink, RunResult};
+use crate::output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult};
 use crate::runner::Command;
 use crate::session::SandboxSession;
 
@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub env: Vec<(String, String)>,
     /// Receives compile and program output as it arrives.
     pub on_output: Option<OutputSink>,
+    /// Save the figures the program leaves open as PNG artifacts (Python's matplotlib).
+    pub capture_plots: bool,
 }
 
 impl RunOptions {
@@ -77,12 +79,22 @@ impl RunOptions {
         self
     }
 
+    /// Returns the figures the program leaves open as PNG artifacts (Python's matplotlib;
+    /// no `show()` or `savefig()` needed).
+    pub fn capture_plots(mut self, capture: bool) -> Self {
+        self.capture_plots = capture;
+        self
+    }
+
     /// Calls `f` with output chunks as they arrive (the result still holds all of it).
     pub fn on_output(mut self, f: impl Fn(OutputChunk) + Send + Sync + 'static) -> Self {
         self.on_output = Some(OutputSink::new(f));
         self
     }
 }
+
+/// Most bytes of artifacts (base64) one run may return.
+const MAX_ARTIFACT_BYTES: usize = 64 << 20;
 
 /// Options of one shell command.
 #[derive(Debug, Clone, Default)]
@@ -184,7 +196,14 @@ impl SandboxSession {
         }
         let mut inline_file = inline.then(|| (source_path.clone(), code.to_string()));
 
-        let plan = inner.runner.run(&file);
+        let plots = options
+            .capture_plots
+            .then(|| inner.runner.run_capturing_plots(&file))
+            .flatten();
+        let artifacts_dir = plots
+            .is_some()
+            .then(|| format!("/tmp/sandpit-artifacts-{}", crate::ids::random_hex(12)));
+        let plan = plots.unwrap_or_else(|| inner.runner.run(&file));
         let mut compile_out: Option<ExecOutput> = None;
         for step in &plan.compile {
             let remaining = timeout.saturating_sub(started.elapsed());
@@ -212,6 +231,7 @@ impl SandboxSession {
                     oom_killed: c.oom_killed,
                     duration: started.elapsed(),
                     compile: compile_out,
+                    artifacts: Vec::new(),
                 });
             }
         }
@@ -219,6 +239,9 @@ impl SandboxSession {
         let stdin_path = self.upload_stdin(options.stdin.as_deref()).await?;
         let mut run = plan.run.clone();
         run.argv.extend(options.args.iter().cloned());
+        if let Some(dir) = &artifacts_dir {
+            run = run.env("SANDPIT_ARTIFACTS", dir.as_str());
+        }
         let remaining = timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
@@ -233,6 +256,11 @@ impl SandboxSession {
             )
             .await?;
         let out = self.note_oom(out).await?;
+        let duration = started.elapsed();
+        let artifacts = match &artifacts_dir {
+            Some(dir) => self.collect_artifacts(dir).await?,
+            None => Vec::new(),
+        };
         Ok(RunResult {
             stdout: out.stdout,
             stderr: out.stderr,
@@ -240,9 +268,62 @@ impl SandboxSession {
             timed_out: out.timed_out,
             truncated: out.truncated,
             oom_killed: out.oom_killed,
-            duration: started.elapsed(),
+            duration,
             compile: compile_out,
+            artifacts,
         })
+    }
+
+    /// Reads the files a run left in `dir` (a memory folder the copy API cannot reach) as
+    /// base64 text, one name line and one data line each, then removes the folder.
+    async fn collect_artifacts(&self, dir: &str) -> Result<Vec<Artifact>> {
+        use base64::Engine as _;
+        let script = format!(
+            "[ -d {dir} ] || exit 0; for f in {dir}/*; do [ -f \"$f\" ] || continue; echo \"${{f##*/}}\"; base64 -w0 \"$f\"; echo; done; rm -rf {dir}"
+        );
+        let inner = &self.inner;
+        let listing = exec(
+            &inner.engine,
+            &inner.container,
+            ExecSpec {
+                argv: vec!["/bin/sh".into(), "-c".into(), script],
+                user: crate::runner::User::Sandbox,
+                env: Vec::new(),
+                workdir: "/".into(),
+                timeout: Duration::from_secs(60),
+                // Figures are the caller's own; they are not held to the program's output cap.
+                output_limit: MAX_ARTIFACT_BYTES,
+                inline_file: None,
+                stdin_path: None,
+                sink: None,
+            },
+        )
+        .await?;
+        if listing.truncated {
+            return Err(Error::InvalidInput(format!(
+                "the run's artifacts pass {} MiB; save large files in the workdir and copy them out",
+                MAX_ARTIFACT_BYTES >> 20
+            )));
+        }
+        let lines: Vec<&str> = listing.stdout.lines().collect();
+        let mut artifacts = Vec::new();
+        for pair in lines.chunks(2) {
+            if let [name, data] = pair {
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+                    let mime = if name.ends_with(".png") {
+                        "image/png"
+                    } else {
+                        "application/octet-stream"
+                    };
+                    artifacts.push(Artifact {
+                        name: name.to_string(),
+                        mime: mime.into(),
+                        data: bytes,
+                    });
+                }
+            }
+        }
+        Ok(artifacts)
     }
 
     /// Runs `code` and streams its output: the returned [`RunStream`] yields chunks as they

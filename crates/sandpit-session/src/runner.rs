@@ -122,6 +122,12 @@ pub trait Runner: Send + Sync + std::fmt::Debug {
     /// How to compile (where needed) and run the saved source file.
     fn run(&self, source: &str) -> RunPlan;
 
+    /// Like [`Runner::run`], but the program also saves the figures it leaves open as PNG files in
+    /// the folder `$SANDPIT_ARTIFACTS` when it exits. `None` for languages without plots.
+    fn run_capturing_plots(&self, _source: &str) -> Option<RunPlan> {
+        None
+    }
+
     /// The stateful kernel, for languages that have one.
     fn kernel(&self) -> Option<KernelSpec> {
         None
