@@ -9,6 +9,7 @@ mod copy;
 mod gc;
 mod images;
 mod kernel;
+mod languages;
 mod libraries;
 mod lifecycle;
 mod plots;

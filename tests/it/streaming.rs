@@ -30,7 +30,7 @@ async fn chunks_arrive_before_the_program_ends() {
         .unwrap();
     let ended = started.elapsed();
     assert_eq!(r.stdout, "first\nsecond\n");
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     // Chunk boundaries follow the program's writes (print writes text and newline apart).
     let first = seen
         .iter()

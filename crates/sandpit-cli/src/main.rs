@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a program in a fresh sandbox and exit with its exit status.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Build or list the default images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(&cli.connection, args).await,
+            Command::Run(args) => run::run(&cli.connection, *args).await,
             Command::Images(cmd) => images::images(&cli.connection, cmd).await,
             Command::Doctor => doctor::doctor(&cli.connection).await,
             Command::Bench(args) => bench::bench(&cli.connection, args).await,

@@ -361,8 +361,8 @@ impl SandboxSession {
                         return Ok(v["pid"].as_u64().unwrap_or(0))
                     }
                     Some(Frame::Json(_)) => continue,
-                    Some(Frame::Exited(tail)) => return Err(tail_or_default(None, Some(tail))),
-                    None => return Err(tail_or_default(None, None)),
+                    Some(Frame::Exited(tail)) => return Err(exit_message(&tail)),
+                    None => return Err(exit_message("")),
                 }
             }
         })
@@ -456,7 +456,7 @@ async fn collect(
 }
 
 async fn drain_exit(kernel: &mut Kernel) -> String {
-    match tokio::time::timeout(Duration::from_secs(2), async {
+    tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(f) = kernel.frames.recv().await {
             if let Frame::Exited(tail) = f {
                 return tail;
@@ -465,19 +465,14 @@ async fn drain_exit(kernel: &mut Kernel) -> String {
         String::new()
     })
     .await
-    {
-        Ok(tail) => tail,
-        Err(_) => String::new(),
-    }
+    .unwrap_or_default()
 }
 
-fn tail_or_default(code: Option<i64>, tail: Option<String>) -> String {
-    let tail = tail.unwrap_or_default();
-    let tail = tail.trim();
-    match (tail.is_empty(), code) {
-        (false, _) => tail.to_string(),
-        (true, Some(c)) => format!("the kernel exited with code {c}"),
-        (true, None) => "the kernel exited without a word".to_string(),
+/// What the kernel said on its own stderr before it exited.
+fn exit_message(tail: &str) -> String {
+    match tail.trim() {
+        "" => "the kernel exited without a word".to_string(),
+        said => said.to_string(),
     }
 }
 
@@ -568,7 +563,7 @@ impl Accumulator {
             name: "KernelDied".into(),
             value: format!(
                 "the kernel process exited while running this code; its state is lost and the next call starts a fresh kernel. {}",
-                tail_or_default(None, Some(tail))
+                exit_message(&tail)
             ),
             traceback: Vec::new(),
         });

@@ -16,12 +16,22 @@ use std::sync::Arc;
 
 pub use sandpit_session::*;
 
+pub use sandpit_cpp::CppRunner;
+pub use sandpit_go::GoRunner;
+pub use sandpit_java::JavaRunner;
+pub use sandpit_javascript::JavaScriptRunner;
 pub use sandpit_python::PythonRunner;
+pub use sandpit_ruby::RubyRunner;
 
 /// The runner for a language.
 pub fn runner(language: Language) -> Arc<dyn Runner> {
     match language {
         Language::Python => Arc::new(PythonRunner),
+        Language::Java => Arc::new(JavaRunner),
+        Language::JavaScript => Arc::new(JavaScriptRunner),
+        Language::Cpp => Arc::new(CppRunner),
+        Language::Go => Arc::new(GoRunner),
+        Language::Ruby => Arc::new(RubyRunner),
     }
 }
 
