@@ -30,5 +30,11 @@ async fn a_custom_workdir_is_created_for_the_sandbox_user() {
         .await
         .unwrap();
     assert_eq!(r.stdout, "/work/here\n", "{}", r.stderr);
+    // The image's own workdir is no longer a way around the disk limit.
+    let r = s
+        .execute_command("df --output=fstype /sandbox | tail -1")
+        .await
+        .unwrap();
+    assert_eq!(r.stdout.trim(), "tmpfs");
     s.close().await.unwrap();
 }

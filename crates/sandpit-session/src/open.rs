@@ -283,7 +283,7 @@ async fn create_and_start(
         env.extend(CA_ENV.iter().map(|k| format!("{k}={CA_PATH}")));
     }
     let scratch = |extra: &str| format!("rw,nosuid,nodev,size={},{extra}", policy.scratch);
-    let tmpfs = HashMap::from([
+    let mut tmpfs = HashMap::from([
         ("/tmp".to_string(), scratch("mode=1777")),
         ("/var/tmp".to_string(), scratch("mode=1777")),
         ("/run/lock".to_string(), scratch("mode=1777")),
@@ -292,6 +292,13 @@ async fn create_and_start(
             scratch("uid=1000,gid=1000,mode=0755"),
         ),
     ]);
+    if b.workdir != "/sandbox" {
+        // The default images' workdir, writable by uid 1000, is not the session's disk here.
+        tmpfs.insert(
+            "/sandbox".to_string(),
+            scratch("uid=1000,gid=1000,mode=0755"),
+        );
+    }
     let ulimit = |name: &str, value: u64| ResourcesUlimits {
         name: Some(name.to_string()),
         soft: Some(value as i64),
