@@ -35,15 +35,7 @@ impl ConnectionArgs {
         let verify = self.tlsverify
             || tls_flags
             || std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
-        let cert_dir = std::env::var("DOCKER_CERT_PATH")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var("HOME")
-                    .ok()
-                    .map(|h| PathBuf::from(h).join(".docker"))
-            });
+        let cert_dir = sandpit::docker_cert_path();
         let conn = Connection::from_parts(host.as_deref(), verify, cert_dir.as_deref())?;
         if !tls_flags {
             return Ok(conn);

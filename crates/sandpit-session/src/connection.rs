@@ -124,16 +124,7 @@ impl Connection {
         let verify = std::env::var("DOCKER_TLS_VERIFY")
             .map(|v| !v.is_empty())
             .unwrap_or(false);
-        let cert_path = std::env::var("DOCKER_CERT_PATH")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var("HOME")
-                    .ok()
-                    .map(|h| Path::new(&h).join(".docker"))
-            });
-        Self::from_parts(host.as_deref(), verify, cert_path.as_deref())
+        Self::from_parts(host.as_deref(), verify, docker_cert_path().as_deref())
     }
 
     /// Builds a connection from a host string and TLS choice, as `--host` and `--tlsverify` give them.
@@ -306,6 +297,19 @@ impl Connection {
             }
         }
     }
+}
+
+/// The folder `DOCKER_CERT_PATH` names, else `~/.docker`, as the docker CLI reads it.
+pub fn docker_cert_path() -> Option<PathBuf> {
+    std::env::var("DOCKER_CERT_PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| Path::new(&h).join(".docker"))
+        })
 }
 
 fn strip_scheme(addr: &str) -> String {

@@ -28,7 +28,7 @@ mod runner;
 mod session;
 
 pub use builder::{parse_size, Network, SessionBuilder};
-pub use connection::{Connection, Endpoint, Engine, TlsFiles, DEFAULT_SOCKET};
+pub use connection::{docker_cert_path, Connection, Endpoint, Engine, TlsFiles, DEFAULT_SOCKET};
 pub use disk::loop_disks_available;
 pub use error::{Error, Result};
 pub use gc::{gc, GcReport};
