@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod connection;
 mod copy;
+mod examples;
 mod gc;
 mod images;
 mod kernel;
