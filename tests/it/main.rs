@@ -10,6 +10,7 @@ mod examples;
 mod gc;
 mod images;
 mod kernel;
+mod kernel_languages;
 mod languages;
 mod libraries;
 mod lifecycle;

@@ -9,10 +9,20 @@
 //!   through the session's extra CA certificates (`NODE_EXTRA_CA_CERTS`).
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, KernelSpec, Language, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/javascript/Dockerfile");
+
+/// The stateful kernel (see the comment at its top).
+pub const KERNEL: &str = include_str!("kernel.js");
+
+/// Starts the kernel (its path is `$1`): user output goes to two FIFOs that the kernel reads
+/// (fd 1 and 2), frames to the exec's stdout (fd 3), requests come on fd 4, fatal kernel errors
+/// go to the exec's stderr (fd 5), and user code reads `/dev/null` on fd 0. Node has no `dup2`,
+/// so the shell sets the descriptors up and `exec`s node: the kernel keeps this process's pid.
+const KERNEL_LAUNCH: &str = r#"d=$(mktemp -d /tmp/sandpit-kernel.XXXXXX) && mkfifo -m 600 "$d/stdout" "$d/stderr" || exit 70
+exec node "$1" "$d" 3>&1 4<&0 5>&2 0</dev/null 1<>"$d/stdout" 2<>"$d/stderr""#;
 
 /// Preloaded before ES modules: defines `require`, `__filename` and `__dirname`.
 const ESM_GLOBALS: &str = "/usr/local/lib/sandpit/esm-globals.cjs";
@@ -89,6 +99,19 @@ impl Runner for JavaScriptRunner {
             compile: Vec::new(),
             run,
         }
+    }
+
+    fn kernel(&self) -> Option<KernelSpec> {
+        Some(KernelSpec {
+            script: KERNEL,
+            file: "sandpit-kernel.js",
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                KERNEL_LAUNCH.into(),
+                "sandpit-kernel".into(),
+            ],
+        })
     }
 }
 
@@ -464,5 +487,9 @@ mod tests {
         assert!(r.check_library("a b").is_err());
         assert!(DOCKERFILE.contains("FROM ${BASE_IMAGE}"));
         assert!(DOCKERFILE.contains(ESM_GLOBALS));
+        let kernel = r.kernel().expect("a kernel");
+        assert_eq!(kernel.file, "sandpit-kernel.js");
+        assert_eq!(kernel.argv[..2], ["/bin/sh", "-c"]);
+        assert!(kernel.script.contains("replMode: true"));
     }
 }

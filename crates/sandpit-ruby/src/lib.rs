@@ -10,10 +10,13 @@
 //! Both installs run as root, outside the workdir; user code can read, not change, them.
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, KernelSpec, Language, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/ruby/Dockerfile");
+
+/// The stateful kernel: one Binding kept for the session (see the comment at its top).
+pub const KERNEL: &str = include_str!("kernel.rb");
 
 /// apt-get install, after one `apt-get update` per session (the image keeps no package lists).
 const APT_INSTALL: &str = r#"export DEBIAN_FRONTEND=noninteractive
@@ -152,6 +155,14 @@ impl Runner for RubyRunner {
             run: Command::new(["ruby", source]),
         }
     }
+
+    fn kernel(&self) -> Option<KernelSpec> {
+        Some(KernelSpec {
+            script: KERNEL,
+            file: "sandpit-kernel.rb",
+            argv: vec!["ruby".into()],
+        })
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +208,12 @@ mod tests {
             assert!(r.check_library(bad).is_err(), "{bad}");
         }
         assert_eq!(r.run("main.rb").run.argv, ["ruby", "main.rb"]);
+        let kernel = r.kernel().expect("a kernel");
+        assert_eq!(
+            (kernel.file, kernel.argv.as_slice()),
+            ("sandpit-kernel.rb", &["ruby".to_string()][..])
+        );
+        assert!(kernel.script.contains("TOPLEVEL_BINDING"));
         assert!(DOCKERFILE.contains("FROM ${BASE_IMAGE}"));
     }
 }
