@@ -21,20 +21,6 @@ pub const BINARY: &str = "./.sandpit/cpp/main";
 const COMPILE: &str = r#"d=${0%/*}; [ -d "$d" ] || mkdir -p "$d" || exit 1
 exec g++ -std=c++17 -O2 -pipe -o "$0" "$1" $CXXFLAGS $LDFLAGS $LDLIBS"#;
 
-/// apt-get install, after one `apt-get update` per session (the image keeps no package lists).
-const APT_INSTALL: &str = r#"export DEBIAN_FRONTEND=noninteractive
-if ! ls /var/lib/apt/lists/ 2>/dev/null | grep -q '_Packages$'; then
-  if ! apt-get update -qq; then
-    echo "cannot install Debian package(s) $*: apt-get update failed; is a Debian mirror reachable from the sandbox?" >&2
-    exit 1
-  fi
-fi
-if ! apt-get install -y -qq --no-install-recommends "$@"; then
-  echo "cannot install Debian package(s) $* with apt-get" >&2
-  exit 1
-fi
-apt-get clean"#;
-
 /// Runs C++ code.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CppRunner;
@@ -60,12 +46,8 @@ impl Runner for CppRunner {
     }
 
     fn install(&self, libraries: &[String]) -> Vec<Command> {
-        let mut argv: Vec<String> = ["/bin/sh", "-c", APT_INSTALL, "sandpit-apt"]
-            .into_iter()
-            .map(String::from)
-            .collect();
-        argv.extend(libraries.iter().map(|l| debian_name(l).to_string()));
-        vec![Command::new(argv).as_root()]
+        let packages: Vec<&str> = libraries.iter().map(|l| debian_name(l)).collect();
+        vec![sandpit_session::debian::apt_install(&packages)]
     }
 
     fn run(&self, source: &str) -> RunPlan {
@@ -84,22 +66,7 @@ fn debian_name(library: &str) -> &str {
 
 /// A Debian package name, optionally `=version` (what apt-get install accepts).
 fn check_debian_package(library: &str) -> Result<(), String> {
-    let lib = debian_name(library);
-    let (name, version) = match lib.split_once('=') {
-        Some((n, v)) => (n, Some(v)),
-        None => (lib, None),
-    };
-    let name_ok = name.len() >= 2
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.'));
-    let version_ok = version.is_none_or(|v| {
-        !v.is_empty()
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | ':' | '-'))
-    });
-    if name_ok && version_ok {
+    if sandpit_session::debian::is_package_name(debian_name(library)) {
         Ok(())
     } else {
         Err(format!(

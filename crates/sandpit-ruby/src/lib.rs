@@ -18,20 +18,6 @@ pub const DOCKERFILE: &str = include_str!("../../../images/ruby/Dockerfile");
 /// The stateful kernel: one Binding kept for the session (see the comment at its top).
 pub const KERNEL: &str = include_str!("kernel.rb");
 
-/// apt-get install, after one `apt-get update` per session (the image keeps no package lists).
-const APT_INSTALL: &str = r#"export DEBIAN_FRONTEND=noninteractive
-if ! ls /var/lib/apt/lists/ 2>/dev/null | grep -q '_Packages$'; then
-  if ! apt-get update -qq; then
-    echo "cannot install Debian package(s) $*: apt-get update failed; is a Debian mirror reachable from the sandbox?" >&2
-    exit 1
-  fi
-fi
-if ! apt-get install -y -qq --no-install-recommends "$@"; then
-  echo "cannot install Debian package(s) $* with apt-get" >&2
-  exit 1
-fi
-apt-get clean"#;
-
 /// gem install, with a clear last line when RubyGems is unreachable.
 const GEM_INSTALL: &str = r#"if out=$(gem install --no-document "$@" 2>&1); then
   printf '%s\n' "$out"
@@ -87,12 +73,7 @@ impl Runner for RubyRunner {
     fn check_library(&self, library: &str) -> Result<(), String> {
         match source(library) {
             Source::Apt(package) => {
-                let ok = package.len() >= 2
-                    && package.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    && package.chars().all(|c| {
-                        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
-                    });
-                if ok {
+                if sandpit_session::debian::is_package_name(package) {
                     Ok(())
                 } else {
                     Err(format!(
@@ -134,16 +115,17 @@ impl Runner for RubyRunner {
             }
         }
         let mut steps = Vec::new();
-        for (script, name, args) in [
-            (APT_INSTALL, "sandpit-apt", apt),
-            (GEM_INSTALL, "sandpit-gem", gems),
-        ] {
-            if args.is_empty() {
-                continue;
-            }
-            let mut argv: Vec<String> =
-                vec!["/bin/sh".into(), "-c".into(), script.into(), name.into()];
-            argv.extend(args);
+        if !apt.is_empty() {
+            steps.push(sandpit_session::debian::apt_install(&apt));
+        }
+        if !gems.is_empty() {
+            let mut argv: Vec<String> = vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                GEM_INSTALL.into(),
+                "sandpit-gem".into(),
+            ];
+            argv.extend(gems);
             steps.push(Command::new(argv).as_root());
         }
         steps

@@ -10,6 +10,7 @@ mod builder;
 mod close;
 mod connection;
 mod copy;
+pub mod debian;
 mod disk;
 mod error;
 mod exec;
