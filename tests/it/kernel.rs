@@ -44,6 +44,14 @@ async fn python_keeps_state_and_returns_rich_results() {
     assert_eq!(&images[0][..8], b"\x89PNG\r\n\x1a\n");
     assert!(images[0].len() > 1000);
 
+    // The kernel loads IPython without its terminal front end; the package still works whole.
+    let r = s
+        .execute("import IPython\nfrom IPython.display import display, HTML\ndisplay(HTML('<b>b</b>'))\nIPython.version_info[0] >= 7")
+        .await
+        .unwrap();
+    assert_eq!(r.results[0].html(), Some("<b>b</b>"), "{:?}", r.error);
+    assert_eq!(r.results[1].text(), Some("True"));
+
     let r = s.execute("1 / 0").await.unwrap();
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.name, "ZeroDivisionError");

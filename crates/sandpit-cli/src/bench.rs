@@ -23,11 +23,16 @@ pub struct BenchArgs {
     /// Instead: per language (all, or those listed), a hello world's run in an open session
     #[arg(long, value_name = "LANG", num_args = 0.., value_delimiter = ',')]
     languages: Option<Vec<String>>,
+    #[command(flatten)]
+    peer: crate::bench_peer::PeerArgs,
 }
 
 const KEEPALIVE: &str = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
 
 pub async fn bench(conn: &ConnectionArgs, args: BenchArgs) -> Result<u8> {
+    if args.peer.peer {
+        return crate::bench_peer::bench_peer(conn, &args.peer, args.iterations).await;
+    }
     if args.iterations == 0 {
         bail!("--iterations must be at least 1");
     }

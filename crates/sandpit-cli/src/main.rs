@@ -1,6 +1,7 @@
 //! The `sandpit` command line: thin, one file per subcommand.
 
 mod bench;
+mod bench_peer;
 mod connect;
 mod doctor;
 mod gc;

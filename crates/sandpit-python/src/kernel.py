@@ -109,7 +109,40 @@ def send_figures():
     plt.close("all")
 
 
+def bare_ipython_package():
+    """IPython/__init__ imports the terminal front end (prompt_toolkit, ~12 MiB) that a kernel
+    behind a pipe never uses: load the package bare, and run its __init__ only when code asks
+    for something it defines (`IPython.get_ipython`, `IPython.embed`, ...)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("IPython")
+    if spec is None or "IPython" in sys.modules:
+        return
+    pkg = importlib.util.module_from_spec(spec)
+
+    def __getattr__(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:  # `from IPython import display` names a submodule
+            return importlib.import_module("IPython." + name)
+        except ModuleNotFoundError:
+            pass
+        pkg.__dict__.pop("__getattr__", None)
+        spec.loader.exec_module(pkg)
+        return getattr(pkg, name)
+
+    pkg.__getattr__ = __getattr__
+    sys.modules["IPython"] = pkg
+    # IPython's own modules import this one from the package root.
+    from IPython.core.getipython import get_ipython
+
+    pkg.get_ipython = get_ipython
+
+
 def make_ipython():
+    # A kernel behind a pipe never completes names: keeping jedi out saves about 11 MiB per session.
+    sys.modules.setdefault("jedi", None)
+    bare_ipython_package()
     from IPython.core.displayhook import DisplayHook
     from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
