@@ -33,7 +33,8 @@ pub async fn images(conn: &ConnectionArgs, cmd: ImagesCommand) -> Result<u8> {
                     .map(|l| l.parse::<Language>())
                     .collect::<Result<_, _>>()?
             };
-            let progress: Progress = Arc::new(|line: &str| eprintln!("  {line}"));
+            let progress: Progress =
+                Arc::new(|line: &str| eprintln!("  {}", crate::progress_line(line)));
             for language in languages {
                 let spec = sandpit::runner(language).default_image();
                 let started = std::time::Instant::now();

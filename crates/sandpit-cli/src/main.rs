@@ -101,6 +101,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// A build progress line cut to a readable length (a Dockerfile step can be pages long).
+pub fn progress_line(line: &str) -> String {
+    const MAX: usize = 160;
+    match line.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} …", &line[..at]),
+        None => line.to_string(),
+    }
+}
+
 /// The error and its causes on one line, without repeating text a cause already gave.
 fn one_line(e: &anyhow::Error) -> String {
     let mut out = String::new();

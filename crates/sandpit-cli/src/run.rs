@@ -121,7 +121,7 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
         .policy(policy)
         .timeout(timeout)
         .output_limit(output_limit as usize)
-        .on_progress(|line| eprintln!("[image] {line}"));
+        .on_progress(|line| eprintln!("[image] {}", crate::progress_line(line)));
     if let Some(image) = &args.image {
         builder = builder.image(image);
     }
