@@ -97,3 +97,43 @@ async fn unreachable_engines_fail_fast_and_clearly() {
     .unwrap_err();
     assert!(err.to_string().contains("/nope/ca.pem"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_engine_that_goes_away_mid_session_is_a_clear_error_not_a_hang() {
+    let tls = TlsEngine::start();
+    let s = SandboxSession::builder()
+        .language(Language::Python)
+        .connection(tls.connection())
+        .open()
+        .await
+        .unwrap();
+    s.execute("x = 1").await.unwrap();
+    let container = s.container_name().to_string();
+    drop(tls); // the engine's endpoint disappears
+    let t = Instant::now();
+    let err = s.run("print(1)", &[]).await.unwrap_err();
+    assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    let err = s.execute("x").await.unwrap_err();
+    assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
+    // Closing cannot reach it either, and says so; the labelled container is left for gc.
+    assert!(s.close().await.is_err());
+    let local = engine().await;
+    assert_eq!(containers_of(&local, s.id()).await, 1);
+    local
+        .docker()
+        .remove_container(
+            &container,
+            Some(sandpit::bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+}

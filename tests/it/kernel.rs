@@ -121,6 +121,7 @@ async fn a_crashed_kernel_is_reported_and_restarted_on_the_next_call() {
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.name, "KernelDied");
     assert!(e.value.contains("state is lost"), "{}", e.value);
+    assert!(e.value.contains("exited with code 1"), "{}", e.value);
     assert!(r.state_lost);
     let r = s
         .execute("import ctypes; ctypes.string_at(0)")
@@ -132,6 +133,8 @@ async fn a_crashed_kernel_is_reported_and_restarted_on_the_next_call() {
         "KernelDied",
         "a segfault kills the kernel too"
     );
+    let value = &r.error.as_ref().unwrap().value;
+    assert!(value.contains("signal 11"), "{value}");
     let r = s.execute("'z' in globals()").await.unwrap();
     assert!(r.kernel_started);
     assert_eq!(r.results[0].text(), Some("False"));

@@ -190,18 +190,20 @@ impl SandboxSession {
         }
         .await;
         if written.is_err() {
-            // The kernel is gone (its stdin closed): report and start afresh next time.
+            // The kernel's stdin is closed: find out why, report, and start afresh next time.
             let tail = drain_exit(kernel).await;
-            *slot = None;
-            return Ok(acc.died(tail, started));
+            let old = slot.take().expect("present");
+            let why = self.why_lost(&old, tail).await?;
+            return Ok(acc.died(why, started));
         }
 
         let deadline = tokio::time::Instant::now() + timeout;
         match collect(kernel, &mut acc, Some(deadline)).await {
             Outcome::Done => Ok(acc.finish(started)),
             Outcome::Exited(tail) => {
-                *slot = None;
-                Ok(acc.died(tail, started))
+                let old = slot.take().expect("present");
+                let why = self.why_lost(&old, tail).await?;
+                Ok(acc.died(why, started))
             }
             Outcome::Deadline => {
                 acc.timed_out = true;
@@ -210,8 +212,9 @@ impl SandboxSession {
                 match collect(kernel, &mut acc, Some(grace)).await {
                     Outcome::Done => Ok(acc.finish(started)),
                     Outcome::Exited(tail) => {
-                        *slot = None;
-                        Ok(acc.died(tail, started))
+                        let old = slot.take().expect("present");
+                        let why = self.why_lost(&old, tail).await?;
+                        Ok(acc.died(why, started))
                     }
                     Outcome::Deadline => {
                         // It ignored the interrupt: kill it and have a fresh one ready.
@@ -393,6 +396,36 @@ impl SandboxSession {
         }
     }
 
+    /// The kernel's channel ended. Asks the engine why: an engine out of reach or a container
+    /// gone is the caller's error; a kernel still running behind a broken channel is killed;
+    /// otherwise the kernel exited, and the message says how.
+    async fn why_lost(&self, kernel: &Kernel, tail: String) -> Result<String> {
+        let inner = &self.inner;
+        match inner.engine.docker().inspect_exec(&kernel.exec_id).await {
+            Err(e) => Err(exec_error(&inner.engine, &inner.container, e)),
+            Ok(info) if info.running == Some(true) => {
+                kill_marked(
+                    &inner.engine,
+                    &inner.container,
+                    User::Sandbox,
+                    &kernel.marker,
+                )
+                .await?;
+                Ok("the connection to the kernel broke, so the kernel was stopped".into())
+            }
+            Ok(info) => {
+                let said = exit_message(&tail);
+                Ok(match info.exit_code {
+                    Some(code) if code > 128 => {
+                        format!("it was killed by signal {} ({said})", code - 128)
+                    }
+                    Some(code) => format!("it exited with code {code} ({said})"),
+                    None => said,
+                })
+            }
+        }
+    }
+
     async fn exec_exit_code(&self, exec_id: &str) -> i64 {
         match self.inner.engine.docker().inspect_exec(exec_id).await {
             Ok(info) => info.exit_code.unwrap_or(-1),
@@ -557,13 +590,12 @@ impl Accumulator {
         }
     }
 
-    fn died(mut self, tail: String, started: Instant) -> ExecuteResult {
+    fn died(mut self, why: String, started: Instant) -> ExecuteResult {
         self.state_lost = true;
         self.error = Some(ExecutionError {
             name: "KernelDied".into(),
             value: format!(
-                "the kernel process exited while running this code; its state is lost and the next call starts a fresh kernel. {}",
-                exit_message(&tail)
+                "the kernel stopped while running this code: {why}; its state is lost and the next call starts a fresh kernel"
             ),
             traceback: Vec::new(),
         });
