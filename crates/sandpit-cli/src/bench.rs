@@ -27,7 +27,9 @@ pub struct BenchArgs {
     peer: crate::bench_peer::PeerArgs,
 }
 
-const KEEPALIVE: &str = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
+/// PID 1 of the raw containers: the same keep-alive loop Sandpit's sessions run.
+pub(crate) const KEEPALIVE: &str =
+    "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
 
 pub async fn bench(conn: &ConnectionArgs, args: BenchArgs) -> Result<u8> {
     if args.peer.peer {
@@ -322,7 +324,8 @@ async fn raw_create_start(engine: &Engine, image: &str, name: &str) -> Result<()
     Ok(())
 }
 
-async fn raw_run(engine: &Engine, container: &str, cmd: &[&str]) -> Result<String> {
+/// One exec as the sandbox user in /sandbox, its output collected: the raw floor of a run.
+pub(crate) async fn raw_run(engine: &Engine, container: &str, cmd: &[&str]) -> Result<String> {
     let exec = engine
         .docker()
         .create_exec(

@@ -47,7 +47,6 @@ pub struct PeerArgs {
     pub memory_sessions: usize,
 }
 
-const KEEPALIVE: &str = "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done";
 /// Label on the raw engine's containers (value: this process's id), for cleanup after a crash.
 const RAW_LABEL: &str = "sandpit.bench-raw";
 
@@ -198,7 +197,7 @@ async fn one_shot(
         raw_create_start(engine, image, &name, "none").await?;
         let d_open = t.elapsed();
         let t1 = Instant::now();
-        let out = raw_exec(engine, &name, &["python", "-u", "-c", "print(1)"]).await;
+        let out = crate::bench::raw_run(engine, &name, &["python", "-u", "-c", "print(1)"]).await;
         let d_run = t1.elapsed();
         let t2 = Instant::now();
         raw_remove(engine, &name).await?;
@@ -581,7 +580,11 @@ async fn raw_create_start(engine: &Engine, image: &str, name: &str, network: &st
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         entrypoint: Some(vec![String::new()]),
-        cmd: Some(vec!["/bin/sh".into(), "-c".into(), KEEPALIVE.into()]),
+        cmd: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            crate::bench::KEEPALIVE.into(),
+        ]),
         labels: Some(HashMap::from([(
             RAW_LABEL.to_string(),
             std::process::id().to_string(),
@@ -623,32 +626,4 @@ async fn raw_remove(engine: &Engine, name: &str) -> Result<()> {
         )
         .await
         .with_context(|| format!("removing {name}"))
-}
-
-async fn raw_exec(engine: &Engine, container: &str, cmd: &[&str]) -> Result<String> {
-    use sandpit::bollard::exec::{CreateExecOptions, StartExecResults};
-    let exec = engine
-        .docker()
-        .create_exec(
-            container,
-            CreateExecOptions {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-                user: Some("1000:1000".into()),
-                working_dir: Some("/sandbox".into()),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let mut out = String::new();
-    if let StartExecResults::Attached { mut output, .. } =
-        engine.docker().start_exec(&exec.id, None).await?
-    {
-        while let Some(chunk) = output.next().await {
-            out.push_str(&chunk?.to_string());
-        }
-    }
-    engine.docker().inspect_exec(&exec.id).await?;
-    Ok(out)
 }
