@@ -63,21 +63,12 @@ impl Runner for JavaScriptRunner {
     }
 
     fn check_library(&self, library: &str) -> Result<(), String> {
-        let lib = library.trim();
-        if lib.is_empty() {
-            return Err("a library name is empty".into());
-        }
-        if lib.starts_with('-') {
-            return Err(format!(
-                "library {lib:?} looks like an npm option; pass package specs such as `ms` or `ms@2.1.3`"
-            ));
-        }
-        if lib.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "library {lib:?} contains whitespace; pass one package spec per entry"
-            ));
-        }
-        Ok(())
+        sandpit_session::check_package_spec(
+            library,
+            "an npm option",
+            "package specs such as `ms` or `ms@2.1.3`",
+            "package spec",
+        )
     }
 
     fn install(&self, libraries: &[String]) -> Vec<Command> {

@@ -50,21 +50,12 @@ impl Runner for PythonRunner {
     }
 
     fn check_library(&self, library: &str) -> Result<(), String> {
-        let lib = library.trim();
-        if lib.is_empty() {
-            return Err("a library name is empty".into());
-        }
-        if lib.starts_with('-') {
-            return Err(format!(
-                "library {lib:?} looks like a pip option; pass requirement specifiers such as `requests` or `six==1.16.0`"
-            ));
-        }
-        if lib.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "library {lib:?} contains whitespace; pass one requirement per entry"
-            ));
-        }
-        Ok(())
+        sandpit_session::check_package_spec(
+            library,
+            "a pip option",
+            "requirement specifiers such as `requests` or `six==1.16.0`",
+            "requirement",
+        )
     }
 
     fn install(&self, libraries: &[String]) -> Vec<Command> {

@@ -40,7 +40,7 @@ pub use output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult, Strea
 pub use policy::SecurityPolicy;
 pub use pool::{PoolConfig, PooledSession, SessionPool, WhenExhausted};
 pub use run::{CommandOptions, RunOptions, RunStream};
-pub use runner::{Command, ImageSpec, KernelSpec, RunPlan, Runner, User};
+pub use runner::{check_package_spec, Command, ImageSpec, KernelSpec, RunPlan, Runner, User};
 pub use session::{with_session, SandboxSession};
 
 /// The bollard version Sandpit is built on, for callers who need raw engine access.

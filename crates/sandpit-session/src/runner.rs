@@ -72,6 +72,30 @@ pub struct RunPlan {
     pub run: Command,
 }
 
+/// Checks one package spec handed to an installer as its own argument: not empty, not an
+/// option (`option` names the installer's, e.g. "a pip option"), no whitespace. `hint` says what
+/// to pass instead and `unit` what one entry is, for the messages.
+pub fn check_package_spec(
+    library: &str,
+    option: &str,
+    hint: &str,
+    unit: &str,
+) -> Result<(), String> {
+    let lib = library.trim();
+    if lib.is_empty() {
+        return Err("a library name is empty".into());
+    }
+    if lib.starts_with('-') {
+        return Err(format!("library {lib:?} looks like {option}; pass {hint}"));
+    }
+    if lib.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "library {lib:?} contains whitespace; pass one {unit} per entry"
+        ));
+    }
+    Ok(())
+}
+
 /// A language's stateful kernel: a script that keeps state between requests (see the
 /// session's `execute`). It reads one JSON request per line on stdin (`{"code": ...}`) and
 /// writes JSON frames, one per line, on stdout: `ready` (with its `pid`), then per request any
