@@ -58,14 +58,14 @@ pub(crate) fn user_name(user: User) -> &'static str {
 }
 
 /// Collects one stream's bytes up to a limit, dropping the rest.
-struct Capped {
+pub(crate) struct Capped {
     buf: Vec<u8>,
     limit: usize,
-    truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 impl Capped {
-    fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Capped {
             buf: Vec::new(),
             limit,
@@ -74,7 +74,7 @@ impl Capped {
     }
 
     /// Keeps what fits and returns it.
-    fn push<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn push<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
         let room = self.limit.saturating_sub(self.buf.len());
         if data.len() > room {
             self.truncated = true;
@@ -84,7 +84,7 @@ impl Capped {
         kept
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf).into_owned()
     }
 }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::exec::{exec_error, kill_marked, new_marker, user_name, WRAPPER};
+use crate::exec::{exec_error, kill_marked, new_marker, user_name, Capped, WRAPPER};
 use crate::output::{OutputChunk, OutputSink, StreamKind};
 use crate::runner::{Command, User};
 use crate::session::SandboxSession;
@@ -512,10 +512,10 @@ fn exit_message(tail: &str) -> String {
 /// Builds an [`ExecuteResult`] from frames.
 struct Accumulator {
     results: Vec<MimeBundle>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    limit: usize,
-    truncated: bool,
+    stdout: Capped,
+    stderr: Capped,
+    /// The kernel itself dropped output past the limit.
+    kernel_truncated: bool,
     error: Option<ExecutionError>,
     timed_out: bool,
     state_lost: bool,
@@ -527,10 +527,9 @@ impl Accumulator {
     fn new(limit: usize, sink: Option<OutputSink>) -> Self {
         Accumulator {
             results: Vec::new(),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            limit,
-            truncated: false,
+            stdout: Capped::new(limit),
+            stderr: Capped::new(limit),
+            kernel_truncated: false,
             error: None,
             timed_out: false,
             state_lost: false,
@@ -549,12 +548,8 @@ impl Accumulator {
                 } else {
                     (&mut self.stdout, StreamKind::Stdout)
                 };
-                let room = self.limit.saturating_sub(buf.len());
-                let kept = &text[..text.len().min(room)];
-                if kept.len() < text.len() || v["truncated"] == true {
-                    self.truncated = true;
-                }
-                buf.extend_from_slice(kept);
+                let kept = buf.push(text);
+                self.kernel_truncated |= v["truncated"] == true;
                 if let (Some(sink), false) = (&self.sink, kept.is_empty()) {
                     sink.send(OutputChunk {
                         stream: kind,
@@ -605,11 +600,11 @@ impl Accumulator {
     fn finish(self, started: Instant) -> ExecuteResult {
         ExecuteResult {
             results: self.results,
-            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
             error: self.error,
             timed_out: self.timed_out,
-            truncated: self.truncated,
+            truncated: self.stdout.truncated || self.stderr.truncated || self.kernel_truncated,
             state_lost: self.state_lost,
             kernel_started: self.kernel_started,
             duration: started.elapsed(),
