@@ -68,6 +68,8 @@ async fn an_exhausted_pool_fails_or_waits_as_configured() {
         },
     )
     .unwrap();
+    // Let the filler claim the only slot first: a session on its way is waited for, not "exhausted".
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let held = pool.acquire().await.unwrap();
     let err = pool.acquire().await.unwrap_err();
     assert!(err.to_string().contains("exhausted"), "{err}");

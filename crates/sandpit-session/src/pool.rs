@@ -158,6 +158,7 @@ impl SessionPool {
         };
         loop {
             let notified = self.shared.ready.notified();
+            let mut coming = false;
             let open_new = {
                 let mut st = self.shared.state.lock().expect("pool state");
                 if st.closed {
@@ -177,6 +178,9 @@ impl SessionPool {
                     st.busy += 1;
                     true
                 } else {
+                    // Sessions the filler is opening count as coming, not as taken: even a
+                    // pool that fails when exhausted waits for them.
+                    coming = st.opening > 0;
                     false
                 }
             };
@@ -195,6 +199,10 @@ impl SessionPool {
                         Err(e)
                     }
                 };
+            }
+            if coming && deadline.is_none() {
+                notified.await;
+                continue;
             }
             match deadline {
                 None => {
