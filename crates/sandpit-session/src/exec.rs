@@ -20,14 +20,22 @@ if [ -n "${SANDPIT_KEEP_STDIN:-}" ]; then unset SANDPIT_KEEP_STDIN; exec "$@"; f
 exec "$@" 0</dev/null"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
-/// so that processes forked meanwhile are caught too.
+/// so that processes forked meanwhile are caught too; then waits (up to 5 s) for the zombies
+/// to be reaped: they still count against the pids limit, and the next exec could not start.
 const KILLER: &str = r#"m="SANDPIT_EXEC=$1"; n=0
 while [ $n -lt 30 ]; do
   pids=""
   for f in $(grep -lszxF "$m" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; pids="$pids ${p%/environ}"; done
-  [ -z "$pids" ] && exit 0
+  [ -z "$pids" ] && break
   kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null
   n=$((n+1))
+done
+n=0
+while [ $n -lt 50 ]; do
+  z=""
+  for f in /proc/[0-9]*/stat; do read -r l < "$f" 2>/dev/null || continue; case "${l##*) }" in Z*) z=1; break;; esac; done
+  [ -z "$z" ] && exit 0
+  sleep 0.1; n=$((n+1))
 done"#;
 
 /// Largest source sent inline in the exec's environment; larger files go up as a tar.
