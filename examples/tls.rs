@@ -38,10 +38,12 @@ async fn main() -> sandpit::Result<()> {
         .network(Network::None)
         .open()
         .await?;
+    let info = session.engine_info();
     println!(
-        "connected to {} (API {})",
-        session.engine().connection().endpoint(),
-        session.engine().api_version()
+        "connected to {} at {} (API {})",
+        info.kind,
+        session.engine().endpoint(),
+        info.negotiated_api_version
     );
     let result = session
         .run("import socket\nprint(socket.gethostname())", &[])

@@ -115,12 +115,32 @@ fi
 docker version --format 'client {{.Client.Version}} (API {{.Client.APIVersion}}), engine {{.Server.Version}} (API {{.Server.APIVersion}})' \
     || docker version
 
+# ---------------------------------------------------------------- second engines
+# Podman (its Docker-compatible service on a socket of its own) and gVisor (runsc, registered
+# with the Docker engine): the language table and the attack suite run on each.
+section "Podman and gVisor"
+# shellcheck source=scripts/engines.sh
+source scripts/engines.sh
+ensure_podman || die "Podman could not be set up (see above)"
+if ! ensure_gvisor; then
+    echo "test.sh: gVisor cannot run on this machine (see above); its tests are skipped" >&2
+    export SANDPIT_SKIP_GVISOR=1
+fi
+
 # ---------------------------------------------------------------- build
 section "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
+sandpit="${CARGO_TARGET_DIR:-target}/debug/sandpit"
 
 section "sandpit images build"
-"${CARGO_TARGET_DIR:-target}/debug/sandpit" images build
+"$sandpit" images build
+
+section "images on Podman"
+# The base image and one language image are built on Podman itself (debootstrap, import,
+# build), the rest are copied from the Docker engine.
+"$sandpit" --host "$SANDPIT_PODMAN_HOST" images build ruby
+podman_load_images sandpit/python:latest sandpit/java:latest sandpit/javascript:latest \
+    sandpit/cpp:latest sandpit/go:latest
 
 # ---------------------------------------------------------------- test
 section "cargo test --workspace $*"

@@ -1,6 +1,7 @@
 //! The `sandpit` command line, as users and the test suites call it.
 
-use crate::support::{sandpit_bin, sandpit_cli};
+use crate::per_target;
+use crate::support::{sandpit_bin, sandpit_cli, Target};
 
 #[test]
 fn run_gives_the_programs_output_and_exit_status() {
@@ -106,7 +107,7 @@ fn sandpit_failures_exit_125_with_one_clear_line() {
     );
     assert_eq!(code, 125);
     assert!(
-        err.starts_with("sandpit: cannot reach the Docker engine"),
+        err.starts_with("sandpit: cannot reach the container engine"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -169,4 +170,51 @@ fn doctor_over_tls_says_tls_is_ok() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("TLS: ok"), "{out}");
+}
+
+per_target!(
+    the_cli_runs_and_names_every_engine_and_runtime,
+    [docker, gvisor, podman],
+    |t: Target| async move {
+        let flags = t.cli_flags();
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.extend([
+            "run",
+            "-l",
+            "python",
+            "-c",
+            "import os; print(os.uname().release)",
+        ]);
+        let (code, out, err) = sandpit_cli(&args, None);
+        assert_eq!(code, 0, "{err}");
+        // gVisor's own kernel says 4.4.0; the others share the host's.
+        assert_eq!(out.trim() == "4.4.0", t.is_gvisor(), "{out}");
+
+        let host = t.engine.endpoint().to_string();
+        let (code, out, err) = sandpit_cli(&["--host", &host, "doctor"], None);
+        assert_eq!(code, 0, "{err}");
+        let kind = if t.name == "podman" {
+            "Podman"
+        } else {
+            "Docker"
+        };
+        assert!(out.contains(&format!("engine: {kind} ")), "{out}");
+        if t.is_gvisor() {
+            assert!(out.contains("runsc (gVisor"), "{out}");
+        }
+    }
+);
+
+#[test]
+fn the_language_comes_from_the_file_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.rb");
+    std::fs::write(&file, "puts 'from ruby'").unwrap();
+    let (code, out, err) = sandpit_cli(&["run", file.to_str().unwrap()], None);
+    assert_eq!((code, out.as_str()), (0, "from ruby\n"), "{err}");
+    let odd = dir.path().join("notes.txt");
+    std::fs::write(&odd, "x").unwrap();
+    let (code, _, err) = sandpit_cli(&["run", odd.to_str().unwrap()], None);
+    assert_eq!(code, 125);
+    assert!(err.contains(".txt") && err.contains("--lang"), "{err}");
 }

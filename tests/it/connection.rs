@@ -9,8 +9,13 @@ use crate::support::{containers_of, engine, TlsEngine};
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_over_tls_runs_code() {
     let tls = TlsEngine::start();
-    let engine_tls = tls.connection().connect().await.unwrap();
-    assert!(!engine_tls.api_version().is_empty());
+    let engine_tls = sandpit::connect(&tls.connection()).await.unwrap();
+    assert!(!engine_tls
+        .info()
+        .await
+        .unwrap()
+        .negotiated_api_version
+        .is_empty());
     let s = SandboxSession::builder()
         .language(Language::Python)
         .connection(tls.connection())
@@ -35,7 +40,7 @@ async fn the_wrong_ca_is_a_clear_tls_error() {
         d.join("cert.pem"),
         d.join("key.pem"),
     );
-    let err = wrong.connect().await.unwrap_err();
+    let err = sandpit::connect(&wrong).await.unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
     let text = err.to_string();
     assert!(
@@ -47,14 +52,15 @@ async fn the_wrong_ca_is_a_clear_tls_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_engines_fail_fast_and_clearly() {
     let t = Instant::now();
-    let err = Connection::unix("/nonexistent/docker.sock")
-        .connect()
+    let err = sandpit::connect(&Connection::unix("/nonexistent/docker.sock"))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
     assert!(err.to_string().contains("does not exist"), "{err}");
 
-    let err = Connection::tcp("127.0.0.1:1").connect().await.unwrap_err();
+    let err = sandpit::connect(&Connection::tcp("127.0.0.1:1"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
 
     // A listener on loopback that accepts and never answers: the connect timeout bounds the wait.
@@ -68,11 +74,10 @@ async fn unreachable_engines_fail_fast_and_clearly() {
         std::thread::sleep(Duration::from_secs(30));
     });
     let t2 = Instant::now();
-    let err = Connection::tcp(&silent_addr)
-        .connect_timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .unwrap_err();
+    let err =
+        sandpit::connect(&Connection::tcp(&silent_addr).connect_timeout(Duration::from_secs(2)))
+            .await
+            .unwrap_err();
     assert!(matches!(err, Error::EngineUnreachable { .. }), "{err}");
     assert!(err.to_string().contains("no answer within"), "{err}");
     assert!(
@@ -86,13 +91,12 @@ async fn unreachable_engines_fail_fast_and_clearly() {
         t.elapsed()
     );
 
-    let err = Connection::tls(
+    let err = sandpit::connect(&Connection::tls(
         "127.0.0.1:2376",
         "/nope/ca.pem",
         "/nope/cert.pem",
         "/nope/key.pem",
-    )
-    .connect()
+    ))
     .await
     .unwrap_err();
     assert!(err.to_string().contains("/nope/ca.pem"), "{err}");
@@ -124,16 +128,5 @@ async fn an_engine_that_goes_away_mid_session_is_a_clear_error_not_a_hang() {
     assert!(s.close().await.is_err());
     let local = engine().await;
     assert_eq!(containers_of(&local, s.id()).await, 1);
-    local
-        .docker()
-        .remove_container(
-            &container,
-            Some(sandpit::bollard::query_parameters::RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .unwrap();
+    local.remove_container(&container).await.unwrap();
 }

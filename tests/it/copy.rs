@@ -84,11 +84,34 @@ async fn escaping_paths_and_symlinks_are_refused() {
         .copy_from_runtime("does-not-exist", host.path().join("n"))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("no such file"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::PathNotFound {
+                in_sandbox: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.kind(), sandpit::ErrorKind::NotFound);
+    assert!(
+        err.to_string().contains("does not exist in the sandbox"),
+        "{err}"
+    );
     let err = s
         .copy_to_runtime(host.path().join("missing"), "x")
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("no such file"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::PathNotFound {
+                in_sandbox: false,
+                ..
+            }
+        ),
+        "{err}"
+    );
     s.close().await.unwrap();
 }

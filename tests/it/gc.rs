@@ -2,8 +2,6 @@
 
 use std::time::{Duration, Instant};
 
-use sandpit::bollard::query_parameters::ListContainersOptions;
-
 use crate::support::{engine, sandpit_bin, sandpit_cli};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -24,21 +22,16 @@ async fn gc_removes_the_container_of_a_killed_process() {
     let owner_prefix = format!(":{}:", child.id());
     let find = || async {
         let all = engine
-            .docker()
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                ..Default::default()
-            }))
+            .list_containers("sandpit.managed=true")
             .await
             .unwrap();
         all.into_iter()
             .filter(|c| {
                 c.labels
-                    .as_ref()
-                    .and_then(|l| l.get("sandpit.owner"))
+                    .get("sandpit.process")
                     .is_some_and(|o| o.contains(&owner_prefix))
             })
-            .filter_map(|c| c.id)
+            .map(|c| c.id)
             .collect::<Vec<_>>()
     };
     let t = Instant::now();

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use sandpit::{Error, Language, LanguageExt, RunOptions, RunResult, SandboxSession};
 
-use crate::support::{ca_bundle, engine, sandpit_cli};
+use crate::per_target;
+use crate::support::{ca_bundle, engine, sandpit_cli, Target};
 
 /// One language's programs for the shared cases.
 struct Row {
@@ -275,13 +276,21 @@ impl Check<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn every_language_passes_every_case() {
+per_target!(
+    every_language_passes_every_case,
+    [docker, gvisor, podman],
+    |t: Target| async move { language_table(&t).await }
+);
+
+async fn language_table(t: &Target) {
     let mut failures = Vec::new();
     let mut timings = Vec::new();
     for row in LANGUAGES.iter().filter(|r| selected(r.language)) {
         let started = Instant::now();
-        let s = session(row.language).await;
+        let s =
+            t.builder(row.language).open().await.unwrap_or_else(|e| {
+                panic!("{}: cannot open a {} session: {e}", t.name, row.language)
+            });
         let compiled = matches!(row.language, Language::Java | Language::Cpp | Language::Go);
         let run = |code: &'static str, options: RunOptions| {
             let s = &s;
@@ -386,11 +395,12 @@ async fn every_language_passes_every_case() {
             started.elapsed().as_secs_f64()
         ));
     }
-    eprintln!("languages: {}", timings.join(", "));
+    eprintln!("languages on {}: {}", t.name, timings.join(", "));
     assert!(
         failures.is_empty(),
-        "{} failure(s):\n{}",
+        "{} failure(s) on {}:\n{}",
         failures.len(),
+        t.name,
         failures.join("\n")
     );
 }

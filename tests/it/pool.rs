@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use sandpit::{Error, PoolConfig, SessionPool, WhenExhausted};
+use sandpit::{Error, ErrorKind, PoolConfig, SessionPool, WhenExhausted};
 
 use crate::support::{containers_of, engine, python};
 
@@ -72,7 +72,8 @@ async fn an_exhausted_pool_fails_or_waits_as_configured() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let held = pool.acquire().await.unwrap();
     let err = pool.acquire().await.unwrap_err();
-    assert!(err.to_string().contains("exhausted"), "{err}");
+    assert!(matches!(err, Error::PoolExhausted { max_size: 1 }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Exhausted);
     drop(held);
     pool.close().await.unwrap();
 

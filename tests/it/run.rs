@@ -126,11 +126,7 @@ async fn a_container_killed_from_outside_gives_session_gone() {
     let s = python().await.open().await.unwrap();
     let engine = engine().await;
     engine
-        .docker()
-        .kill_container(
-            s.container_name(),
-            None::<sandpit::bollard::query_parameters::KillContainerOptions>,
-        )
+        .signal_container(s.container_name(), "KILL")
         .await
         .unwrap();
     let err = tokio::time::timeout(Duration::from_secs(20), s.run("print(1)", &[]))

@@ -1,6 +1,8 @@
 //! Scoped sessions: the drop fallback and the closure helper leave nothing behind.
 
-use sandpit::{with_session, Error, Language, LanguageExt, SandboxSession};
+use std::time::Duration;
+
+use sandpit::{wait_for_drops, with_session, Error, Language, LanguageExt, SandboxSession};
 
 use crate::support::{containers_of, engine, python};
 
@@ -10,7 +12,17 @@ async fn a_dropped_guard_removes_its_container_on_a_multi_thread_runtime() {
     let id = s.id().to_string();
     let engine = engine().await;
     assert_eq!(containers_of(&engine, &id).await, 1);
+    // The drop returns at once; the one drop worker removes the container meanwhile.
+    let started = std::time::Instant::now();
     drop(s);
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "the drop blocked"
+    );
+    let idle = tokio::task::spawn_blocking(|| wait_for_drops(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert!(idle, "the drop worker did not finish");
     assert_eq!(containers_of(&engine, &id).await, 0);
 }
 
@@ -28,9 +40,12 @@ fn a_dropped_guard_removes_its_container_on_a_current_thread_runtime() {
             .unwrap();
         let id = s.id().to_string();
         s.run("print(1)", &[]).await.unwrap();
-        drop(s); // inside the runtime: the fallback must not deadlock it
+        drop(s); // inside the runtime: the fallback must not deadlock or block it
+                 // The runtime keeps working while the worker removes the container.
+        tokio::time::sleep(Duration::from_millis(10)).await;
         id
     });
+    assert!(wait_for_drops(Duration::from_secs(30)));
     let left = rt.block_on(async { containers_of(&engine().await, &id).await });
     assert_eq!(left, 0);
 }

@@ -1,9 +1,9 @@
-//! Shared helpers: sessions, label checks, a TLS front for the engine, the CLI binary.
+//! Shared helpers: engines under test, sessions, label checks, a TLS front for the engine,
+//! the CLI binary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use sandpit::bollard::query_parameters::ListContainersOptions;
 use sandpit::{Connection, Engine, Language, LanguageExt, SandboxSession, SessionBuilder};
 
 /// The CA bundle that lets containers reach package registries through the proxy here.
@@ -16,9 +16,119 @@ pub fn ca_bundle() -> Option<PathBuf> {
 
 /// The local engine, with a readable failure when none runs.
 pub async fn engine() -> Engine {
-    Engine::from_env()
+    sandpit::connect_env()
         .await
         .unwrap_or_else(|e| panic!("no Docker engine: {e}. Run the tests with scripts/test.sh"))
+}
+
+/// An engine and runtime the parametrised tests run against.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// `docker`, `gvisor` or `podman`.
+    pub name: &'static str,
+    pub engine: Engine,
+    /// The OCI runtime to ask for (`runsc` for gVisor).
+    pub runtime: Option<String>,
+}
+
+impl Target {
+    /// A session builder for `language` on this target.
+    pub fn builder(&self, language: Language) -> SessionBuilder {
+        let b = SandboxSession::builder()
+            .language(language)
+            .engine(self.engine.clone());
+        match &self.runtime {
+            Some(r) => b.runtime(r.clone()),
+            None => b,
+        }
+    }
+
+    /// True under gVisor, where a network cannot be attached while a sandbox runs.
+    pub fn is_gvisor(&self) -> bool {
+        self.name == "gvisor"
+    }
+
+    /// The `--host`/`--runtime` flags that point the CLI at this target.
+    pub fn cli_flags(&self) -> Vec<String> {
+        let mut flags = vec!["--host".to_string(), self.engine.endpoint().to_string()];
+        if let Some(r) = &self.runtime {
+            flags.extend(["--runtime".to_string(), r.clone()]);
+        }
+        flags
+    }
+}
+
+/// Environment variables naming the other engines (`scripts/test.sh` sets them).
+pub const PODMAN_ENV: &str = "SANDPIT_PODMAN_HOST";
+
+/// The target named `name`. A target that is not configured fails the test with what to do,
+/// unless `SANDPIT_SKIP_<NAME>=1` says it was left out on purpose (then `None`).
+pub async fn target(name: &'static str) -> Option<Target> {
+    let skip =
+        std::env::var(format!("SANDPIT_SKIP_{}", name.to_uppercase())).is_ok_and(|v| v == "1");
+    if skip {
+        eprintln!("skipped on {name}: SANDPIT_SKIP_{}=1", name.to_uppercase());
+        return None;
+    }
+    match name {
+        "docker" => Some(Target {
+            name,
+            engine: engine().await,
+            runtime: None,
+        }),
+        "gvisor" => {
+            let engine = engine().await;
+            let info = engine.info().await.expect("engine info");
+            assert!(
+                info.runtime("runsc").is_some(),
+                "the Docker engine offers no runsc runtime: scripts/test.sh registers gVisor (or set SANDPIT_SKIP_GVISOR=1)"
+            );
+            Some(Target {
+                name,
+                engine,
+                runtime: Some("runsc".into()),
+            })
+        }
+        "podman" => {
+            let host = std::env::var(PODMAN_ENV).unwrap_or_else(|_| {
+                panic!("{PODMAN_ENV} is not set: scripts/test.sh starts Podman's service and sets it (or set SANDPIT_SKIP_PODMAN=1)")
+            });
+            // Podman answers slowly while a sandbox of its fills its process limit.
+            let connection = Connection::from_parts(Some(&host), false, None)
+                .expect("podman host")
+                .connect_timeout(std::time::Duration::from_secs(30));
+            let engine = sandpit::connect(&connection)
+                .await
+                .unwrap_or_else(|e| panic!("Podman at {host}: {e}"));
+            Some(Target {
+                name,
+                engine,
+                runtime: None,
+            })
+        }
+        other => panic!("unknown target {other}"),
+    }
+}
+
+/// Defines one test per engine target from one body: `per_target!(name, [docker, podman],
+/// |t: Target| async move { ... })` makes `name::docker` and `name::podman`.
+#[macro_export]
+macro_rules! per_target {
+    ($name:ident, [$($target:ident),+], $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $target() {
+                    if let Some(t) = $crate::support::target(stringify!($target)).await {
+                        let body = $body;
+                        body(t).await;
+                    }
+                }
+            )+
+        }
+    };
 }
 
 /// A Python session builder on the local engine.
@@ -30,17 +140,8 @@ pub async fn python() -> SessionBuilder {
 
 /// Containers (running or not) carrying `sandpit.session=<id>`.
 pub async fn containers_of(engine: &Engine, session_id: &str) -> usize {
-    let filters = std::collections::HashMap::from([(
-        "label".to_string(),
-        vec![format!("sandpit.session={session_id}")],
-    )]);
     engine
-        .docker()
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        }))
+        .list_containers(&format!("sandpit.session={session_id}"))
         .await
         .expect("list containers")
         .len()

@@ -8,16 +8,10 @@
 //! kernel started (the container's memory cgroup usage minus page cache, from the engine's
 //! one-shot stats). Sessions use the library's defaults (network none, standard policy).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use futures_util::StreamExt;
-use sandpit::bollard::models::{ContainerCreateBody, HostConfig};
-use sandpit::bollard::query_parameters::{
-    CreateContainerOptions, RemoveContainerOptions, StatsOptions,
-};
 use sandpit::image::ensure_default_image;
 use sandpit::{
     Engine, Language, LanguageExt, PoolConfig, SandboxSession, SessionBuilder, SessionPool,
@@ -46,9 +40,6 @@ pub struct PeerArgs {
     #[arg(long, default_value_t = 5, requires = "peer")]
     pub memory_sessions: usize,
 }
-
-/// Label on the raw engine's containers (value: this process's id), for cleanup after a crash.
-const RAW_LABEL: &str = "sandpit.bench-raw";
 
 /// Samples of one figure, in milliseconds (or MiB).
 #[derive(Default)]
@@ -119,7 +110,7 @@ pub async fn bench_peer(
     ensure_default_image(&engine, &spec, &sandpit::image::quiet()).await?;
     eprintln!(
         "sandpit: engine API {}, image {}, {iterations} iterations",
-        engine.api_version(),
+        engine.info().await?.negotiated_api_version,
         spec.tag
     );
     let mut report = Report::default();
@@ -157,12 +148,12 @@ pub async fn bench_peer(
         let out = json!({
             "tool": "sandpit",
             "version": env!("CARGO_PKG_VERSION"),
-            "engine_api": engine.api_version(),
+            "engine_api": engine.info().await?.negotiated_api_version,
             "image": image,
             "iterations": iterations,
             "stateful_rounds": args.stateful_rounds,
             "concurrent": args.concurrent,
-            "loop_disks": sandpit::loop_disks_available(),
+            "loop_disks": sandpit::loop_disks_available(&engine.info().await?),
             "rows": rows,
             "notes": report.notes,
         });
@@ -194,13 +185,13 @@ async fn one_shot(
     for i in 0..=iterations {
         let name = raw_name(&format!("oneshot-{i}"));
         let t = Instant::now();
-        raw_create_start(engine, image, &name, "none").await?;
+        crate::raw::create_start(engine, image, &name, "none", None).await?;
         let d_open = t.elapsed();
         let t1 = Instant::now();
-        let out = crate::bench::raw_run(engine, &name, &["python", "-u", "-c", "print(1)"]).await;
+        let out = crate::raw::run(engine, &name, &["python", "-u", "-c", "print(1)"]).await;
         let d_run = t1.elapsed();
         let t2 = Instant::now();
-        raw_remove(engine, &name).await?;
+        crate::raw::remove(engine, &name).await?;
         let d_close = t2.elapsed();
         let d_total = t.elapsed();
         let out = out?;
@@ -423,28 +414,14 @@ impl Memory {
 }
 
 async fn container_memory(engine: &Engine, container: &str) -> Result<Memory> {
-    let mut stats = engine.docker().stats(
-        container,
-        Some(StatsOptions {
-            stream: false,
-            one_shot: true,
-        }),
-    );
-    let st = stats
-        .next()
+    let st = engine
+        .container_stats(container)
         .await
-        .ok_or_else(|| anyhow!("no stats for {container}"))?
         .with_context(|| format!("stats of {container}"))?;
-    let m = st
-        .memory_stats
-        .ok_or_else(|| anyhow!("no memory stats for {container}"))?;
-    let usage = m.usage.unwrap_or(0);
-    let map = m.stats.unwrap_or_default();
-    let pick = |keys: &[&str]| keys.iter().find_map(|k| map.get(*k).copied()).unwrap_or(0);
     Ok(Memory {
-        usage,
-        cache: pick(&["total_cache", "cache", "file"]),
-        rss: pick(&["total_rss", "rss", "anon"]),
+        usage: st.memory_usage_bytes,
+        cache: st.memory_cache_bytes,
+        rss: st.memory_bytes,
     })
 }
 
@@ -536,7 +513,9 @@ async fn concurrent_raw(
         .iter()
         .map(|name| {
             let (engine, image, name) = (engine.clone(), image.to_string(), name.clone());
-            tokio::spawn(async move { raw_create_start(&engine, &image, &name, "none").await })
+            tokio::spawn(async move {
+                crate::raw::create_start(&engine, &image, &name, "none", None).await
+            })
         })
         .collect();
     let mut failure = None;
@@ -557,7 +536,7 @@ async fn concurrent_raw(
         .iter()
         .map(|name| {
             let (engine, name) = (engine.clone(), name.clone());
-            tokio::spawn(async move { raw_remove(&engine, &name).await })
+            tokio::spawn(async move { crate::raw::remove(&engine, &name).await })
         })
         .collect();
     for r in removes {
@@ -574,56 +553,4 @@ async fn concurrent_raw(
 
 fn raw_name(suffix: &str) -> String {
     format!("sandpit-benchpeer-raw-{}-{suffix}", std::process::id())
-}
-
-async fn raw_create_start(engine: &Engine, image: &str, name: &str, network: &str) -> Result<()> {
-    let body = ContainerCreateBody {
-        image: Some(image.to_string()),
-        entrypoint: Some(vec![String::new()]),
-        cmd: Some(vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            crate::bench::KEEPALIVE.into(),
-        ]),
-        labels: Some(HashMap::from([(
-            RAW_LABEL.to_string(),
-            std::process::id().to_string(),
-        )])),
-        host_config: Some(HostConfig {
-            network_mode: Some(network.into()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    engine
-        .docker()
-        .create_container(
-            Some(CreateContainerOptions {
-                name: Some(name.into()),
-                ..Default::default()
-            }),
-            body,
-        )
-        .await
-        .with_context(|| format!("creating {name}"))?;
-    engine
-        .docker()
-        .start_container(name, None)
-        .await
-        .with_context(|| format!("starting {name}"))?;
-    Ok(())
-}
-
-async fn raw_remove(engine: &Engine, name: &str) -> Result<()> {
-    engine
-        .docker()
-        .remove_container(
-            name,
-            Some(RemoveContainerOptions {
-                force: true,
-                ..Default::default()
-            }),
-        )
-        .await
-        .with_context(|| format!("removing {name}"))
 }

@@ -52,6 +52,6 @@ impl ConnectionArgs {
 
     /// Connects, failing within a few seconds when the engine does not answer.
     pub async fn engine(&self) -> Result<Engine> {
-        Ok(self.connection()?.connect().await?)
+        Ok(sandpit::connect(&self.connection()?).await?)
     }
 }

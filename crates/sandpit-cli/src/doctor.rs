@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use sandpit::image::{image_exists, BASE_IMAGE};
-use sandpit::{Endpoint, Language};
+use sandpit::{Endpoint, Language, RuntimeKind};
 
 use crate::connect::ConnectionArgs;
 use crate::EXIT_SANDPIT_FAILED;
@@ -10,7 +10,7 @@ use crate::EXIT_SANDPIT_FAILED;
 pub async fn doctor(conn: &ConnectionArgs) -> Result<u8> {
     let connection = conn.connection()?;
     println!("engine endpoint: {}", connection.endpoint());
-    let engine = match connection.connect().await {
+    let engine = match sandpit::connect(&connection).await {
         Ok(engine) => engine,
         Err(e) => {
             println!("engine reachable: NO — {e}");
@@ -21,12 +21,67 @@ pub async fn doctor(conn: &ConnectionArgs) -> Result<u8> {
     if matches!(connection.endpoint(), Endpoint::Tcp { tls: Some(_), .. }) {
         println!("TLS: ok (engine certificate verified, client certificate accepted)");
     }
-    let version = engine.version().await?;
+    let info = engine.info().await?;
     println!(
-        "engine version: {} (API {}, negotiated {})",
-        version.version.unwrap_or_default(),
-        version.api_version.unwrap_or_default(),
-        engine.api_version()
+        "engine: {} {} (API {}, negotiated {})",
+        info.kind, info.version, info.api_version, info.negotiated_api_version
+    );
+    println!(
+        "host: {}, kernel {}, storage {} on {}, cgroups v{}",
+        info.os,
+        info.kernel,
+        info.storage_driver,
+        if info.backing_filesystem.is_empty() {
+            "?"
+        } else {
+            &info.backing_filesystem
+        },
+        info.cgroup_version
+    );
+    let runtimes: Vec<String> = info
+        .runtimes
+        .iter()
+        .map(|r| {
+            let mut notes = Vec::new();
+            if r.name == info.default_runtime {
+                notes.push("default");
+            }
+            if r.kind == RuntimeKind::Gvisor {
+                notes.push("gVisor: libraries only at open, no network later");
+            }
+            if notes.is_empty() {
+                r.name.clone()
+            } else {
+                format!("{} ({})", r.name, notes.join("; "))
+            }
+        })
+        .collect();
+    println!("runtimes: {}", runtimes.join(", "));
+    let caps = &info.capabilities;
+    println!(
+        "workdir disk limit: {}",
+        if sandpit::loop_disks_available(&info) {
+            "a loop-mounted disk per session (writes past it fail with ENOSPC)"
+        } else if caps.storage_quota {
+            "the storage driver's quota"
+        } else if caps.shares_host {
+            "NONE — install e2fsprogs and util-linux (mkfs.ext4, debugfs, losetup) for loop disks"
+        } else {
+            "none (a remote engine on a storage driver without quotas)"
+        }
+    );
+    println!(
+        "installs after open: {}",
+        if caps.network_hotplug {
+            "the network is attached only while they run"
+        } else {
+            "not possible (no network hot-plug); give libraries at open"
+        }
+    );
+    println!(
+        "keep_template (commit): {}; pause: {}",
+        yes(caps.commit),
+        yes(caps.pause)
     );
     let mut missing = 0;
     let base = image_exists(&engine, BASE_IMAGE).await?;
@@ -76,4 +131,12 @@ pub async fn doctor(conn: &ConnectionArgs) -> Result<u8> {
         }
     );
     Ok(0)
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
 }

@@ -52,7 +52,7 @@ pub async fn images(conn: &ConnectionArgs, cmd: ImagesCommand) -> Result<u8> {
             let images = image::list_images(&engine, "sandpit/").await?;
             println!("{:<40} {:>10}  ID", "IMAGE", "SIZE");
             for img in &images {
-                for tag in img.repo_tags.iter().filter(|t| t.starts_with("sandpit/")) {
+                for tag in img.tags.iter().filter(|t| t.starts_with("sandpit/")) {
                     let id = img.id.trim_start_matches("sha256:");
                     println!(
                         "{:<40} {:>7} MB  {}",
@@ -64,7 +64,7 @@ pub async fn images(conn: &ConnectionArgs, cmd: ImagesCommand) -> Result<u8> {
             }
             for language in Language::ALL {
                 let tag = sandpit::runner(*language).default_image().tag;
-                if !images.iter().any(|i| i.repo_tags.contains(&tag)) {
+                if !images.iter().any(|i| i.tags.contains(&tag)) {
                     println!(
                         "{tag:<40} {:>10}  (missing: sandpit images build {language})",
                         "-"

@@ -1,11 +1,13 @@
 //! The `sandpit` command line: thin, one file per subcommand.
 
 mod bench;
+mod bench_languages;
 mod bench_peer;
 mod connect;
 mod doctor;
 mod gc;
 mod images;
+mod raw;
 mod run;
 
 use std::process::ExitCode;
@@ -110,18 +112,7 @@ pub fn progress_line(line: &str) -> String {
     }
 }
 
-/// The error and its causes on one line, without repeating text a cause already gave.
+/// The error and its causes on one line, each once.
 fn one_line(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if out.contains(&s) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&s);
-    }
-    out.replace('\n', " ")
+    sandpit::one_line(e.as_ref())
 }

@@ -17,9 +17,10 @@ use crate::{EXIT_SANDPIT_FAILED, EXIT_TIMED_OUT};
 /// Arguments of `sandpit run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Language: python (py), java, javascript (js, node), cpp (c++, g++), go (golang), ruby (rb)
+    /// Language: python (py), java, javascript (js, node), cpp (c++, g++), go (golang), ruby (rb);
+    /// taken from FILE's extension when not given
     #[arg(long, short = 'l')]
-    lang: String,
+    lang: Option<String>,
     /// Source file to run (standard input when neither FILE nor -c is given)
     file: Option<PathBuf>,
     /// Code to run, given inline
@@ -61,6 +62,9 @@ pub struct RunArgs {
     /// Make the workdir read-only for the program
     #[arg(long)]
     read_only_workdir: bool,
+    /// OCI runtime the engine should use, e.g. runsc for gVisor (`sandpit doctor` lists them)
+    #[arg(long, value_name = "NAME")]
+    runtime: Option<String>,
     /// Bytes kept of stdout and of stderr each, e.g. 1m
     #[arg(long, default_value = "1m")]
     output_limit: String,
@@ -85,7 +89,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
-    let language: Language = args.lang.parse()?;
+    let language = language(&args)?;
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         bail!(
             "--timeout must be a positive number of seconds, got {}",
@@ -192,6 +196,37 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     })
 }
 
+/// `--lang`, else the language FILE's extension names.
+fn language(args: &RunArgs) -> Result<Language> {
+    if let Some(lang) = &args.lang {
+        return Ok(lang.parse()?);
+    }
+    let Some(file) = &args.file else {
+        bail!("--lang is required when the code comes from -c or standard input");
+    };
+    let ext = file
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    Ok(match ext.as_str() {
+        "py" => Language::Python,
+        "java" => Language::Java,
+        "js" | "mjs" | "cjs" => Language::JavaScript,
+        "cpp" | "cc" | "cxx" | "c++" => Language::Cpp,
+        "go" => Language::Go,
+        "rb" => Language::Ruby,
+        "" => bail!(
+            "{} has no extension to tell its language from: pass --lang",
+            file.display()
+        ),
+        other => bail!(
+            "the extension .{other} of {} names no language Sandpit runs: pass --lang",
+            file.display()
+        ),
+    })
+}
+
 fn size(text: &str, flag: &str) -> Result<u64> {
     let n = parse_size(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     Ok(n as u64)
@@ -220,6 +255,9 @@ fn policy(args: &RunArgs) -> Result<SecurityPolicy> {
     }
     if args.read_only_workdir {
         p.workdir_writable = false;
+    }
+    if let Some(runtime) = &args.runtime {
+        p.runtime = sandpit::RuntimeChoice::Named(runtime.clone());
     }
     Ok(p)
 }

@@ -3,15 +3,20 @@
 # the process's original stdout: ready, stream, result, error, done. User output (fd 1 and 2,
 # so print, C extensions and subprocesses alike) goes through pipes and comes back as stream
 # frames; a sentinel written after each request proves both pipes are drained before `done`.
-import base64, io, json, os, signal, sys, threading, time, traceback, warnings
+import base64, hashlib, io, json, os, signal, sys, threading, time, traceback, warnings
 
 PROTO = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
 LOCK = threading.Lock()
 SENTINEL = b"\x00SANDPIT-DRAINED\x00"
 LIMIT = int(os.environ.get("SANDPIT_OUTPUT_LIMIT", str(1 << 20)))
+# A process forked by user code is a copy of the kernel: it must never speak on the channel,
+# and it leaves as soon as it comes back to the kernel's loop.
+KERNEL_PID = os.getpid()
 
 
 def send(frame):
+    if os.getpid() != KERNEL_PID:
+        return
     line = json.dumps(frame)
     with LOCK:
         PROTO.write(line + "\n")
@@ -97,16 +102,32 @@ def bundle_of(data):
     return out
 
 
+# Figures stay open across requests, as in Jupyter (close_figures=False): a later request can
+# still change or save them. A request returns the figures it created or changed.
+SHOWN = {}  # figure number -> digest of the PNG last returned
+
+
 def send_figures():
-    plt = sys.modules.get("matplotlib.pyplot")
-    if plt is None:
+    if "matplotlib.pyplot" not in sys.modules:
         return
-    for num in plt.get_fignums():
-        fig = plt.figure(num)
+    from matplotlib._pylab_helpers import Gcf
+
+    open_now = set()
+    for manager in Gcf.get_all_fig_managers():
+        num, fig = manager.num, manager.canvas.figure
+        open_now.add(num)
+        if num in SHOWN and not fig.stale:
+            continue
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
-        send({"type": "result", "data": {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": repr(fig)}})
-    plt.close("all")
+        png = buf.getvalue()
+        digest = hashlib.sha256(png).hexdigest()
+        if SHOWN.get(num) == digest:
+            continue
+        SHOWN[num] = digest
+        send({"type": "result", "data": {"image/png": base64.b64encode(png).decode(), "text/plain": repr(fig)}})
+    for num in set(SHOWN) - open_now:
+        del SHOWN[num]
 
 
 def bare_ipython_package():
@@ -235,6 +256,8 @@ while True:
     started = time.monotonic()
     try:
         error = RUN(request.get("code", ""))
+        if os.getpid() != KERNEL_PID:
+            os._exit(0)
         send_figures()
     except KeyboardInterrupt:
         error = {"name": "KeyboardInterrupt", "value": "", "traceback": ["KeyboardInterrupt"]}

@@ -12,6 +12,7 @@ module SandpitKernel
   SENTINEL = "\0SANDPIT-DRAINED\0".b
   LIMIT = Integer(ENV.fetch("SANDPIT_OUTPUT_LIMIT", ""), exception: false) || (1 << 20)
   # Ruby opens descriptors close-on-exec: child processes never hold these two.
+  KERNEL_PID = Process.pid
   PROTO = STDOUT.dup
   PROTO.binmode
   PROTO.sync = true
@@ -32,6 +33,9 @@ module SandpitKernel
 
   def self.send_frame(frame)
     line = JSON.generate(frame) + "\n"
+    # A process forked by user code is not the kernel: it never speaks on the channel.
+    return unless Process.pid == KERNEL_PID
+
     LOCK.synchronize { PROTO.write(line) }
   end
 
@@ -203,6 +207,8 @@ module SandpitKernel
     ensure
       @busy = false
     end
+    # A child that user code forked without a block came back here: it is done.
+    exit!(0) unless Process.pid == KERNEL_PID
     # An interrupt that came as the code ended is not for the next request.
     if Thread.pending_interrupt?
       begin

@@ -4,45 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{Connection, Engine};
-use crate::image::Progress;
-use crate::policy::SecurityPolicy;
+use sandpit_engine::{Connection, Engine, Progress};
+
+use crate::policy::{Network, RuntimeChoice, SecurityPolicy};
 use crate::runner::Runner;
-
-/// The network a session's container gets.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Network {
-    /// No network at all: only the loopback interface.
-    #[default]
-    None,
-    /// The engine's default bridge: outbound access.
-    Bridge,
-    /// A named network.
-    Named(String),
-}
-
-impl Network {
-    pub(crate) fn mode(&self) -> String {
-        match self {
-            Network::None => "none".into(),
-            Network::Bridge => "bridge".into(),
-            Network::Named(n) => n.clone(),
-        }
-    }
-}
-
-impl std::str::FromStr for Network {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "none" => Ok(Network::None),
-            "bridge" => Ok(Network::Bridge),
-            "" => Err("the network name is empty: use none or bridge".into()),
-            other => Ok(Network::Named(other.to_string())),
-        }
-    }
-}
 
 /// Settings for [`crate::SandboxSession`]; `open()` creates the container.
 #[derive(Clone)]
@@ -63,6 +28,10 @@ pub struct SessionBuilder {
     pub(crate) policy: SecurityPolicy,
     pub(crate) lifetime: Duration,
     pub(crate) progress: Option<Progress>,
+    pub(crate) libraries: Vec<String>,
+    pub(crate) late_installs: bool,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) tied_to_process: bool,
 }
 
 impl Default for SessionBuilder {
@@ -84,6 +53,10 @@ impl Default for SessionBuilder {
             policy: SecurityPolicy::standard(),
             lifetime: Duration::from_secs(24 * 3600),
             progress: None,
+            libraries: Vec::new(),
+            late_installs: true,
+            labels: Vec::new(),
+            tied_to_process: true,
         }
     }
 }
@@ -231,15 +204,50 @@ impl SessionBuilder {
         self
     }
 
+    /// The OCI runtime the engine should run the container under, e.g. `runsc` for gVisor.
+    /// Opening fails with the list of runtimes when the engine does not offer it.
+    pub fn runtime(mut self, name: impl Into<String>) -> Self {
+        self.policy.runtime = RuntimeChoice::Named(name.into());
+        self
+    }
+
+    /// Libraries installed while the session opens, before any code runs. Under a runtime that
+    /// cannot attach a network later (gVisor), this is the way to have libraries: they are
+    /// installed into an image the session then starts from.
+    pub fn libraries<I, S>(mut self, libraries: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.libraries = libraries.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether libraries may be installed after the session opened (default true). False lets a
+    /// session without network skip the network it would need for that, which makes opening
+    /// faster; a later install is then refused.
+    pub fn late_installs(mut self, allowed: bool) -> Self {
+        self.late_installs = allowed;
+        self
+    }
+
+    /// A label of the caller's on the container, as `sandpit.meta.KEY`.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.push((key.into(), value.into()));
+        self
+    }
+
+    /// Whether `gc` may remove the container once this process is gone (default true). A server
+    /// whose sessions outlive a restart turns this off; they then expire only by their lifetime.
+    pub fn tied_to_process(mut self, tied: bool) -> Self {
+        self.tied_to_process = tied;
+        self
+    }
+
     /// Receives image build progress, line by line, when an image has to be built.
     pub fn on_progress(mut self, progress: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(progress));
         self
-    }
-
-    /// Opens the session: connect, make sure the image exists, create and start the container.
-    pub async fn open(self) -> crate::Result<crate::SandboxSession> {
-        crate::open::open(self).await
     }
 }
 

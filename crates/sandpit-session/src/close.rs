@@ -1,22 +1,20 @@
 //! Closing: commit to the template when asked, remove the container, its workdir volume and
-//! disk, and an image the session built itself.
+//! disk, and an image the session built itself. A close that fails can be retried; a session
+//! dropped without one goes to the drop worker.
 
 use std::sync::atomic::Ordering;
 
-use bollard::models::ContainerCreateBody;
-use bollard::query_parameters::{
-    CommitContainerOptions, CreateContainerOptions, DownloadFromContainerOptions,
-    RemoveContainerOptions, RemoveVolumeOptions, UploadToContainerOptions,
-};
-use futures_util::StreamExt;
+use futures_util::TryStreamExt;
+use sandpit_engine::{ContainerSpec, Engine};
 
-use crate::connection::Engine;
 use crate::disk::LoopDisk;
-use crate::error::{status_code, Error, Result};
-use crate::image::{remove_image_if_unused, split_reference};
-use crate::session::{Inner, SandboxSession};
+use crate::error::{Error, Result};
+use crate::image::remove_image_if_unused;
+use crate::session::{CloseProgress, Inner, SandboxSession};
 
-/// What closing a session does; shared by `close()`, the drop fallback and `gc`.
+/// What closing a session does; shared by `close()`, the drop worker and `gc`. Every step is
+/// idempotent, so running a plan again after a failure finishes the job.
+#[derive(Debug, Clone)]
 pub(crate) struct ClosePlan {
     pub container: String,
     pub commit_to: Option<String>,
@@ -45,26 +43,42 @@ impl ClosePlan {
         }
     }
 
-    pub(crate) async fn execute(&self, engine: &Engine) -> Result<()> {
-        let committed = match &self.commit_to {
-            Some(tag) => self.commit(engine, tag).await,
-            None => Ok(()),
+    /// Runs every step, also after one failed, and returns the first failure.
+    pub(crate) async fn execute(
+        &self,
+        engine: &Engine,
+        progress: &mut CloseProgress,
+    ) -> Result<()> {
+        let mut first: Option<Error> = None;
+        let mut keep = |r: Result<()>| {
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
         };
+        if let (Some(tag), false) = (&self.commit_to, progress.committed) {
+            progress.committed = true;
+            keep(self.commit(engine, tag).await);
+        }
         let removed = remove_container(engine, &self.container).await;
-        if removed.is_ok() {
+        let container_gone = removed.is_ok();
+        keep(removed);
+        // A volume still mounted by a container cannot go; the disk under it must stay too.
+        if container_gone {
             if let Some(volume) = &self.volume {
-                remove_volume(engine, volume).await?;
+                keep(remove_volume(engine, volume).await);
+            }
+            if let Some(disk) = self.disk.clone() {
+                keep(
+                    tokio::task::spawn_blocking(move || disk.destroy())
+                        .await
+                        .map_err(|e| Error::join("removing the session's disk", e)),
+                );
             }
         }
-        if let Some(disk) = self.disk.clone() {
-            let _ = tokio::task::spawn_blocking(move || disk.destroy()).await;
-        }
-        removed?;
-        committed?;
         if let Some(image) = &self.remove_image {
-            remove_image_if_unused(engine, image, true).await?;
+            keep(remove_image_if_unused(engine, image, true).await);
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
     /// Commits the container; a workdir on its own volume is not part of the container's layer,
@@ -79,43 +93,32 @@ impl ClosePlan {
             return Ok(());
         };
         let helper = format!("{}-template", self.container);
-        let fail = |source| Error::Commit {
+        let fail = |cause| Error::Commit {
             container: helper.clone(),
             image: reference.to_string(),
-            source,
+            cause,
+        };
+        let spec = ContainerSpec {
+            name: helper.clone(),
+            image: reference.to_string(),
+            cmd: vec!["true".into()],
+            network: "none".into(),
+            labels: std::collections::HashMap::from([(
+                crate::labels::MANAGED.to_string(),
+                "true".to_string(),
+            )]),
+            ..Default::default()
         };
         engine
-            .docker()
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(helper.clone()),
-                    ..Default::default()
-                }),
-                ContainerCreateBody {
-                    image: Some(reference.to_string()),
-                    labels: Some(std::collections::HashMap::from([(
-                        crate::labels::MANAGED.to_string(),
-                        "true".to_string(),
-                    )])),
-                    ..Default::default()
-                },
-            )
+            .create_container(&spec)
             .await
-            .map_err(fail)?;
-        let (parent, _) = crate::copy::parent_and_name(&self.workdir);
+            .map_err(|e| Error::engine(e, fail))?;
+        let (parent, _) = crate::paths::parent_and_name(&self.workdir);
         let result = async {
             engine
-                .docker()
-                .upload_to_container(
-                    &helper,
-                    Some(UploadToContainerOptions {
-                        path: parent,
-                        ..Default::default()
-                    }),
-                    bollard::body_full(archive.into()),
-                )
+                .upload_bytes(&helper, &parent, archive)
                 .await
-                .map_err(fail)?;
+                .map_err(|e| Error::engine(e, fail))?;
             commit(engine, &helper, reference).await
         }
         .await;
@@ -125,93 +128,87 @@ impl ClosePlan {
 }
 
 async fn download(engine: &Engine, container: &str, path: &str) -> Result<Vec<u8>> {
-    let mut stream = engine.docker().download_from_container(
-        container,
-        Some(DownloadFromContainerOptions {
-            path: path.to_string(),
-        }),
-    );
-    let mut out = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        out.extend_from_slice(&chunk.map_err(|e| Error::Download {
-            container: container.to_string(),
-            path: path.to_string(),
-            source: e,
-        })?);
-    }
-    Ok(out)
+    let chunks: Vec<bytes::Bytes> = engine
+        .download_archive(container, path)
+        .try_collect()
+        .await
+        .map_err(|e| {
+            Error::engine(e, |cause| Error::Download {
+                container: container.to_string(),
+                path: path.to_string(),
+                cause,
+            })
+        })?;
+    Ok(chunks.concat())
 }
 
 async fn commit(engine: &Engine, container: &str, reference: &str) -> Result<()> {
-    let (repo, tag) = split_reference(reference);
-    let options = CommitContainerOptions {
-        container: Some(container.to_string()),
-        repo: Some(repo.to_string()),
-        tag: Some(tag.to_string()),
-        pause: true,
-        comment: Some("sandpit keep_template".into()),
-        ..Default::default()
-    };
     engine
-        .docker()
-        .commit_container(options, bollard::models::ContainerConfig::default())
+        .commit_container(container, reference)
         .await
-        .map_err(|e| Error::Commit {
-            container: container.to_string(),
-            image: reference.to_string(),
-            source: e,
-        })?;
-    Ok(())
+        .map_err(|e| {
+            Error::engine(e, |cause| Error::Commit {
+                container: container.to_string(),
+                image: reference.to_string(),
+                cause,
+            })
+        })
 }
 
 /// Force-removes a container (no stop wait); one that is already gone is fine.
 pub(crate) async fn remove_container(engine: &Engine, container: &str) -> Result<()> {
-    let options = RemoveContainerOptions {
-        force: true,
-        v: true,
-        ..Default::default()
-    };
-    match engine
-        .docker()
-        .remove_container(container, Some(options))
-        .await
-    {
+    match engine.remove_container(container).await {
         Ok(()) => Ok(()),
-        Err(e) if status_code(&e) == Some(404) => Ok(()),
         // 409: removal already in progress by someone else.
-        Err(e) if status_code(&e) == Some(409) => Ok(()),
-        Err(e) if crate::error::is_transport(&e) => Err(engine.connection().classify(e)),
-        Err(e) => Err(Error::RemoveContainer {
+        Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+        Err(e) => Err(Error::engine(e, |cause| Error::RemoveContainer {
             container: container.to_string(),
-            source: e,
-        }),
+            cause,
+        })),
     }
 }
 
 /// Removes a volume; one that is already gone is fine.
 pub(crate) async fn remove_volume(engine: &Engine, volume: &str) -> Result<()> {
-    match engine
-        .docker()
-        .remove_volume(volume, Some(RemoveVolumeOptions { force: true }))
-        .await
-    {
+    match engine.remove_volume(volume).await {
         Ok(()) => Ok(()),
-        Err(e) if status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(Error::Volume {
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(Error::engine(e, |cause| Error::Volume {
             volume: volume.to_string(),
-            source: e,
-        }),
+            cause,
+        })),
     }
 }
 
 impl SandboxSession {
     /// Closes the session: with `keep_template`, commits the container (workdir included) to the
     /// template image; then removes the container, its workdir disk, and an image this session
-    /// built itself (unless kept). Closing twice is a no-op; other handles see it closed.
+    /// built itself (unless kept). Closing twice is a no-op; other handles see it closed. A
+    /// close that failed (the engine was away) can be called again and finishes the job.
     pub async fn close(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
+        let mut progress = self.inner.close_progress.lock().await;
+        if self.inner.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        ClosePlan::of(&self.inner).execute(&self.inner.engine).await
+        ClosePlan::of(&self.inner)
+            .execute(&self.inner.engine, &mut progress)
+            .await?;
+        self.inner.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(
+            session = %self.id,
+            "session dropped without close(); the drop worker removes container {}",
+            self.container
+        );
+        let committed = self.close_progress.get_mut().committed;
+        crate::drop_worker::submit(self.engine.clone(), ClosePlan::of(self), committed);
     }
 }

@@ -15,19 +15,18 @@ pub fn disk_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/lib/sandpit/disks"))
 }
 
-/// True when this process can make loop disks for the engine: it runs as root on the
-/// engine's own host (a Unix socket) and the tools are installed.
-pub fn loop_disks_available() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc_geteuid() } == 0;
-    root && ["mkfs.ext4", "losetup", "debugfs"]
-        .iter()
-        .all(|t| which(t).is_some())
+/// The folder of `engine`'s disks under [`disk_dir`].
+pub(crate) fn area(info: &sandpit_engine::EngineInfo) -> String {
+    info.kind.to_string().to_ascii_lowercase()
 }
 
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
+/// True when sessions on this engine get loop-mounted workdir disks: the engine shares this
+/// host (it says so in its capabilities) and the tools are installed.
+pub fn loop_disks_available(info: &sandpit_engine::EngineInfo) -> bool {
+    info.capabilities.shares_host
+        && ["mkfs.ext4", "losetup", "debugfs"]
+            .iter()
+            .all(|t| which(t).is_some())
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -46,8 +45,10 @@ pub(crate) struct LoopDisk {
 }
 
 impl LoopDisk {
-    pub(crate) fn paths(id: &str) -> LoopDisk {
-        let dir = disk_dir();
+    /// The disk of session `id` on the engine whose disks live in `area` (one folder per engine
+    /// kind, so that one engine's clean-up never takes another's disks).
+    pub(crate) fn paths(area: &str, id: &str) -> LoopDisk {
+        let dir = disk_dir().join(area);
         LoopDisk {
             image: dir.join(format!("{id}.img")),
             link: dir.join(format!("{id}.dev")),
@@ -57,8 +58,11 @@ impl LoopDisk {
     /// Makes a `size`-byte ext4 disk owned by uid 1000 at its root, with no lost+found (an
     /// empty volume lets the engine copy the image's workdir content in), and attaches it.
     /// The filesystem is formatted once per size; each session gets a sparse copy.
-    pub(crate) fn create(id: &str, size: u64) -> Result<LoopDisk> {
-        let disk = Self::paths(id);
+    pub(crate) fn create(area: &str, id: &str, size: u64) -> Result<LoopDisk> {
+        let disk = Self::paths(area, id);
+        if let Some(dir) = disk.image.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+        }
         let golden = golden(size)?;
         let fail = |step: &str, detail: String| Error::Disk {
             reason: format!("{step} failed: {detail}"),

@@ -1,48 +1,92 @@
-//! The one error type of the session crate.
+//! The one error type of the session crate, and the kinds callers map to statuses.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sandpit_engine::{EngineError, EngineErrorKind};
+
 /// Result alias used throughout Sandpit.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an [`Error`] is: what a server turns into a status code, an MCP
+/// server into a tool error, a command line into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller asked for something malformed or impossible (bad path, bad library name).
+    InvalidInput,
+    /// What was asked for does not exist (image, file).
+    NotFound,
+    /// It exists already, or is in a state that forbids the call.
+    Conflict,
+    /// The session is closed, or its container was removed or killed.
+    Gone,
+    /// An operation took longer than allowed.
+    Timeout,
+    /// A limit was reached: a pool is exhausted, the sandbox can start no more processes.
+    Exhausted,
+    /// The session's security policy forbids it.
+    Refused,
+    /// The engine or runtime cannot do this at all.
+    Unsupported,
+    /// The container engine is out of reach.
+    EngineUnavailable,
+    /// A failure inside Sandpit or the engine.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The kind's name as it appears in JSON error bodies (`invalid_input`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Gone => "gone",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Exhausted => "exhausted",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::EngineUnavailable => "engine_unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything that can go wrong while talking to the engine or running code.
 ///
-/// Each Docker operation has its own variant wrapping bollard's error, so a
-/// message always says which step failed; every message says what to do.
+/// Each engine operation has its own variant holding the engine's error, so a message always
+/// says which step failed; [`Error::kind`] classifies it for callers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The engine did not answer (socket missing, connection refused, no reply in time).
-    #[error("cannot reach the Docker engine at {endpoint}: {reason}. Start the engine (dockerd) or point DOCKER_HOST / --host at one that runs")]
+    #[error("cannot reach the container engine: {reason}. Start the engine or point DOCKER_HOST at one that runs")]
     EngineUnreachable {
-        /// Where Sandpit tried to connect.
-        endpoint: String,
-        /// What the connection attempt reported.
+        /// What the connection attempt reported, with the endpoint.
         reason: String,
     },
     /// The TLS handshake with a remote engine failed.
-    #[error("TLS connection to the Docker engine at {endpoint} failed: {reason}. Check that the CA certificate signed the engine's certificate and that the client certificate and key belong together")]
+    #[error("TLS connection to the container engine failed: {reason}. Check that the CA certificate signed the engine's certificate and that the client certificate and key belong together")]
     Tls {
-        /// Where Sandpit tried to connect.
-        endpoint: String,
-        /// What the TLS layer reported.
+        /// What the TLS layer reported, with the endpoint.
         reason: String,
     },
     /// Connection settings that cannot work (bad DOCKER_HOST, missing certificate files).
     #[error("invalid connection settings: {0}")]
     InvalidConnection(String),
-    /// The engine's API version could not be negotiated.
-    #[error("negotiating the API version with the engine at {endpoint} failed: {source}")]
-    NegotiateVersion {
-        /// Where Sandpit connected.
-        endpoint: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
-    },
+    /// The engine could not say what it is and can do.
+    #[error("asking the container engine what it can do failed: {0}")]
+    Info(EngineError),
     /// An image is neither local nor pullable.
-    #[error("image {image} is not in the engine and could not be pulled: {reason}. Build it (`sandpit images build`), load it (`docker load`), or choose another image")]
+    #[error("image {image} is not in the engine and could not be pulled ({reason}); build or load it, or choose another image")]
     ImageNotFound {
         /// The image reference.
         image: String,
@@ -50,13 +94,12 @@ pub enum Error {
         reason: String,
     },
     /// Inspecting an image failed for a reason other than absence.
-    #[error("inspecting image {image} failed: {source}")]
+    #[error("inspecting image {image} failed: {cause}")]
     InspectImage {
         /// The image reference.
         image: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// A Dockerfile build failed.
     #[error("building image {image} failed: {message}")]
@@ -76,88 +119,121 @@ pub enum Error {
     },
     /// Listing images failed.
     #[error("listing images failed: {0}")]
-    ListImages(#[source] bollard::errors::Error),
+    ListImages(EngineError),
     /// Removing an image failed.
-    #[error("removing image {image} failed: {source}")]
+    #[error("removing image {image} failed: {cause}")]
     RemoveImage {
         /// The image reference.
         image: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Creating the session's container failed.
-    #[error("creating the sandbox container from {image} failed: {source}")]
+    #[error("creating the sandbox container from {image} failed: {cause}")]
     CreateContainer {
         /// The image reference.
         image: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Starting the session's container failed.
-    #[error("starting sandbox container {container} failed: {source}")]
+    #[error("starting sandbox container {container} failed: {cause}")]
     StartContainer {
         /// Container name.
         container: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
+    },
+    /// The engine could not start a process in the sandbox (most often: the sandbox holds as
+    /// many processes as its limit allows). Never reported as program output.
+    #[error("the engine could not start a process in sandbox container {container}: {reason}")]
+    ExecStart {
+        /// Container name.
+        container: String,
+        /// The engine's or runtime's message.
+        reason: String,
     },
     /// Running a command inside the container failed at the engine.
-    #[error("running a command in sandbox container {container} failed: {source}")]
+    #[error("running a command in sandbox container {container} failed: {cause}")]
     Exec {
         /// Container name.
         container: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Uploading files into the container failed.
-    #[error("copying into sandbox container {container} at {path} failed: {source}")]
+    #[error("copying into sandbox container {container} at {path} failed: {cause}")]
     Upload {
         /// Container name.
         container: String,
         /// Destination inside the container.
         path: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Downloading files from the container failed.
-    #[error("copying {path} out of sandbox container {container} failed: {source}")]
+    #[error("copying {path} out of sandbox container {container} failed: {cause}")]
     Download {
         /// Container name.
         container: String,
         /// Source path inside the container.
         path: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Committing the container to a template image failed.
-    #[error("committing sandbox container {container} to {image} failed: {source}")]
+    #[error("committing sandbox container {container} to {image} failed: {cause}")]
     Commit {
         /// Container name.
         container: String,
         /// The template tag.
         image: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Removing the session's container failed.
-    #[error("removing sandbox container {container} failed: {source}")]
+    #[error("removing sandbox container {container} failed: {cause}")]
     RemoveContainer {
         /// Container name.
         container: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's error.
+        cause: EngineError,
     },
     /// Listing containers failed.
     #[error("listing containers failed: {0}")]
-    ListContainers(#[source] bollard::errors::Error),
+    ListContainers(EngineError),
+    /// Freezing or thawing the container failed.
+    #[error("pausing or resuming sandbox container {container} failed: {cause}")]
+    Pause {
+        /// Container name.
+        container: String,
+        /// The engine's error.
+        cause: EngineError,
+    },
+    /// Reading the container's resource usage failed.
+    #[error("reading the resource usage of sandbox container {container} failed: {cause}")]
+    Stats {
+        /// Container name.
+        container: String,
+        /// The engine's error.
+        cause: EngineError,
+    },
+    /// Attaching or detaching the network around a library install failed.
+    #[error("changing the network of sandbox container {container} failed: {cause}")]
+    Network {
+        /// Container name.
+        container: String,
+        /// The engine's error.
+        cause: EngineError,
+    },
+    /// Creating or removing the session's volume failed.
+    #[error("the workdir volume {volume} failed: {cause}")]
+    Volume {
+        /// Volume name.
+        volume: String,
+        /// The engine's error.
+        cause: EngineError,
+    },
     /// The session's container no longer exists or no longer runs.
     #[error("sandbox container {container} is gone (removed, killed or the engine restarted); open a new session")]
     SessionGone {
@@ -190,8 +266,8 @@ pub enum Error {
         /// Its error output.
         message: String,
     },
-    /// An engine operation took longer than allowed.
-    #[error("{operation} did not finish within {after:?}; the engine may be overloaded")]
+    /// An operation took longer than allowed.
+    #[error("{operation} did not finish within {after:?}")]
     Timeout {
         /// What was being done.
         operation: String,
@@ -205,6 +281,14 @@ pub enum Error {
         path: String,
         /// Why it is refused.
         reason: String,
+    },
+    /// A file or folder that does not exist.
+    #[error("{path} does not exist{where_}", where_ = if *.in_sandbox { " in the sandbox" } else { " on the host" })]
+    PathNotFound {
+        /// The path.
+        path: String,
+        /// True for a path inside the sandbox, false for one on the host.
+        in_sandbox: bool,
     },
     /// A local file operation failed.
     #[error("{action} {path} failed: {source}")]
@@ -223,30 +307,37 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
-    /// Attaching or detaching the network around a library install failed.
-    #[error("changing the network of sandbox container {container} failed: {source}")]
-    Network {
-        /// Container name.
-        container: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
-    },
-    /// Creating or removing the session's volume failed.
-    #[error("the workdir volume {volume} failed: {source}")]
-    Volume {
-        /// Volume name.
-        volume: String,
-        /// bollard's error.
-        #[source]
-        source: bollard::errors::Error,
-    },
     /// The session's policy forbids the operation.
     #[error("refused by the session's security policy: {0}")]
     Refused(String),
+    /// The engine or the session's runtime cannot do this.
+    #[error("{what} is not possible here: {reason}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+        /// Why not, and what to do instead.
+        reason: String,
+    },
+    /// A pool cannot give out sessions: it is closed, or it fails to open them.
+    #[error("{reason}")]
+    Pool {
+        /// What is wrong.
+        reason: String,
+        /// The kind of the failure behind it.
+        kind: ErrorKind,
+    },
+    /// A pool has handed out as many sessions as it may.
+    #[error("the session pool is exhausted: all {max_size} sessions are in use; release one or raise max_size")]
+    PoolExhausted {
+        /// The pool's maximum.
+        max_size: usize,
+    },
     /// Bad input from the caller.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A failure inside Sandpit (a task that panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -262,44 +353,133 @@ impl Error {
         }
     }
 
+    /// An engine error for operation `op`: an engine out of reach is always
+    /// [`Error::EngineUnreachable`] (or [`Error::Tls`]), whatever the operation.
+    pub(crate) fn engine(cause: EngineError, op: impl FnOnce(EngineError) -> Error) -> Error {
+        match cause.kind {
+            EngineErrorKind::Unreachable => Error::EngineUnreachable {
+                reason: cause.message,
+            },
+            EngineErrorKind::Tls => Error::Tls {
+                reason: cause.message,
+            },
+            _ => op(cause),
+        }
+    }
+
+    /// A task that panicked or was cancelled.
+    pub(crate) fn join(what: &str, e: tokio::task::JoinError) -> Error {
+        Error::Internal(format!("{what} failed: {e}"))
+    }
+
     /// True when the error means the session's container no longer exists or runs.
     pub fn is_session_gone(&self) -> bool {
         matches!(self, Error::SessionGone { .. })
     }
-}
 
-/// The HTTP status of an engine error, if the engine answered.
-pub(crate) fn status_code(err: &bollard::errors::Error) -> Option<u16> {
-    match err {
-        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// The whole `source()` chain of an error as one line.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use Error as E;
+        match self {
+            E::EngineUnreachable { .. } | E::Tls { .. } => ErrorKind::EngineUnavailable,
+            E::InvalidConnection(_)
+            | E::InvalidPath { .. }
+            | E::InvalidInput(_)
+            | E::LibraryInstall { .. }
+            | E::BuildImage { .. } => ErrorKind::InvalidInput,
+            E::ImageNotFound { .. } | E::PathNotFound { .. } => ErrorKind::NotFound,
+            E::SessionGone { .. } | E::SessionClosed { .. } => ErrorKind::Gone,
+            E::Timeout { .. } => ErrorKind::Timeout,
+            E::PoolExhausted { .. } | E::ExecStart { .. } => ErrorKind::Exhausted,
+            E::Refused(_) => ErrorKind::Refused,
+            E::Unsupported { .. } => ErrorKind::Unsupported,
+            E::Pool { kind, .. } => *kind,
+            E::InspectImage { cause, .. }
+            | E::ListImages(cause)
+            | E::Info(cause)
+            | E::RemoveImage { cause, .. }
+            | E::CreateContainer { cause, .. }
+            | E::StartContainer { cause, .. }
+            | E::Exec { cause, .. }
+            | E::Upload { cause, .. }
+            | E::Download { cause, .. }
+            | E::Commit { cause, .. }
+            | E::RemoveContainer { cause, .. }
+            | E::ListContainers(cause)
+            | E::Pause { cause, .. }
+            | E::Stats { cause, .. }
+            | E::Network { cause, .. }
+            | E::Volume { cause, .. } => match cause.kind {
+                EngineErrorKind::Unreachable | EngineErrorKind::Tls => ErrorKind::EngineUnavailable,
+                EngineErrorKind::NotFound => ErrorKind::NotFound,
+                EngineErrorKind::Conflict => ErrorKind::Conflict,
+                EngineErrorKind::InvalidRequest => ErrorKind::InvalidInput,
+                EngineErrorKind::Unsupported => ErrorKind::Unsupported,
+                _ => ErrorKind::Internal,
+            },
+            E::BaseImage { .. }
+            | E::Setup { .. }
+            | E::Io { .. }
+            | E::Disk { .. }
+            | E::Internal(_) => ErrorKind::Internal,
         }
-        cur = e.source();
     }
-    out
 }
 
-/// True when bollard failed before the engine answered (transport level).
-pub(crate) fn is_transport(err: &bollard::errors::Error) -> bool {
-    use bollard::errors::Error as B;
-    matches!(
-        err,
-        B::HyperResponseError { .. }
-            | B::HyperLegacyError { .. }
-            | B::IOError { .. }
-            | B::RequestTimeoutError
-            | B::SocketNotFoundError(_)
-    )
+impl From<sandpit_engine::ConnectionError> for Error {
+    fn from(e: sandpit_engine::ConnectionError) -> Self {
+        Error::InvalidConnection(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_out_of_reach_become_unreachable_whatever_the_operation() {
+        let cause = EngineError::new(EngineErrorKind::Unreachable, "unix:///x: refused");
+        let e = Error::engine(cause, |cause| Error::Exec {
+            container: "c".into(),
+            cause,
+        });
+        assert!(matches!(e, Error::EngineUnreachable { .. }));
+        assert_eq!(e.kind(), ErrorKind::EngineUnavailable);
+    }
+
+    #[test]
+    fn kinds_follow_the_engine_cause() {
+        let e = Error::CreateContainer {
+            image: "i".into(),
+            cause: EngineError::from_status(400, "unknown or invalid runtime name: nope"),
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        let e = Error::Upload {
+            container: "c".into(),
+            path: "/x".into(),
+            cause: EngineError::from_status(500, "boom"),
+        };
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        assert_eq!(
+            Error::PoolExhausted { max_size: 2 }.kind(),
+            ErrorKind::Exhausted
+        );
+        assert_eq!(Error::Internal("panic".into()).kind(), ErrorKind::Internal);
+    }
+
+    #[test]
+    fn messages_name_no_command_line_flags() {
+        let samples = [
+            Error::EngineUnreachable { reason: "x".into() }.to_string(),
+            Error::ImageNotFound {
+                image: "i".into(),
+                reason: "r".into(),
+            }
+            .to_string(),
+        ];
+        for m in samples {
+            assert!(!m.contains("--"), "{m}");
+            assert!(!m.contains("sandpit "), "{m}");
+        }
+    }
 }

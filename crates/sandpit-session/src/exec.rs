@@ -3,21 +3,29 @@
 
 use std::time::{Duration, Instant};
 
-use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
+use sandpit_engine::{Engine, EngineError, ExecChunk, ExecRequest, ExecStream};
 
-use crate::connection::Engine;
-use crate::error::{is_transport, status_code, Error, Result};
+use crate::error::{Error, Result};
 use crate::output::{ExecOutput, OutputChunk, OutputSink, StreamKind};
 use crate::runner::User;
 
 /// Writes the inline source file and the stdin redirection, then becomes the program.
 /// Each exec carries `SANDPIT_EXEC=<id>` so that a timeout can find every process it forked.
+///
+/// With `SANDPIT_RELAY` set (gVisor), the program's output goes through `cat`: this gVisor
+/// drops all but the first 64 KiB of a single large write to an exec's output pipe.
 pub(crate) const WRAPPER: &str = r#"if [ -n "${SANDPIT_SOURCE_PATH:-}" ]; then printf '%s' "$SANDPIT_SOURCE" > "$SANDPIT_SOURCE_PATH" || exit 125; fi
 unset SANDPIT_SOURCE SANDPIT_SOURCE_PATH
-if [ -n "${SANDPIT_STDIN:-}" ]; then s=$SANDPIT_STDIN; unset SANDPIT_STDIN; exec 0<"$s"; rm -f "$s" 2>/dev/null; exec "$@"; fi
-if [ -n "${SANDPIT_KEEP_STDIN:-}" ]; then unset SANDPIT_KEEP_STDIN; exec "$@"; fi
-exec "$@" 0</dev/null"#;
+if [ -n "${SANDPIT_STDIN:-}" ]; then s=$SANDPIT_STDIN; unset SANDPIT_STDIN; exec 0<"$s"; rm -f "$s" 2>/dev/null
+elif [ -n "${SANDPIT_KEEP_STDIN:-}" ]; then unset SANDPIT_KEEP_STDIN
+else exec 0</dev/null; fi
+[ -n "${SANDPIT_RELAY:-}" ] || exec "$@"
+unset SANDPIT_RELAY
+d=$(mktemp -d /tmp/.sandpit-relay.XXXXXX) && mkfifo "$d/o" "$d/e" || exit 125
+cat "$d/o" & cat "$d/e" >&2 &
+"$@" >"$d/o" 2>"$d/e"; s=$?
+wait; rm -rf "$d"; exit $s"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
 /// so that processes forked meanwhile are caught too; then waits (up to 5 s) for the zombies
@@ -30,13 +38,27 @@ while [ $n -lt 30 ]; do
   kill -STOP $pids 2>/dev/null; kill -KILL $pids 2>/dev/null
   n=$((n+1))
 done
+[ $n -lt 30 ] || exit 3
 n=0
 while [ $n -lt 50 ]; do
   z=""
   for f in /proc/[0-9]*/stat; do read -r l < "$f" 2>/dev/null || continue; case "${l##*) }" in Z*) z=1; break;; esac; done
   [ -z "$z" ] && exit 0
   sleep 0.1; n=$((n+1))
-done"#;
+done
+exit 0"#;
+
+/// How often a watched command checks that its container still runs.
+pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// True while the container runs; false once it stopped or is gone.
+pub(crate) async fn container_runs(engine: &Engine, container: &str) -> Result<bool> {
+    match engine.inspect_container(container).await {
+        Ok(state) => Ok(state.running),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(exec_error(container, e)),
+    }
+}
 
 /// Largest source sent inline in the exec's environment; larger files go up as a tar.
 pub(crate) const INLINE_SOURCE_LIMIT: usize = 96 * 1024;
@@ -56,6 +78,9 @@ pub(crate) struct ExecSpec {
     pub stdin_path: Option<String>,
     /// Receives output as it arrives.
     pub sink: Option<OutputSink>,
+    /// Check every second that the container still runs (gVisor leaves the streams of a
+    /// sandbox that died open).
+    pub watch: bool,
 }
 
 pub(crate) fn user_name(user: User) -> &'static str {
@@ -98,27 +123,100 @@ impl Capped {
 }
 
 /// Maps an exec-time engine error: a missing or stopped container means the session is gone.
-pub(crate) fn exec_error(engine: &Engine, container: &str, e: bollard::errors::Error) -> Error {
-    match status_code(&e) {
-        Some(404) | Some(409) => Error::SessionGone {
+pub(crate) fn exec_error(container: &str, e: EngineError) -> Error {
+    if e.is_not_found() || e.is_conflict() {
+        return Error::SessionGone {
             container: container.to_string(),
-        },
-        _ if is_transport(&e) => engine.connection().classify(e),
-        _ => Error::Exec {
-            container: container.to_string(),
-            source: e,
-        },
+        };
     }
+    Error::engine(e, |cause| Error::Exec {
+        container: container.to_string(),
+        cause,
+    })
 }
 
 pub(crate) fn new_marker() -> String {
     crate::ids::random_hex(16)
 }
 
-/// Runs `spec` to completion or timeout.
+/// The engine request for the wrapper running `argv` with `env` (which carries the marker).
+pub(crate) fn wrapped_request(
+    argv: &[String],
+    env: Vec<String>,
+    user: User,
+    workdir: Option<String>,
+    stdin: bool,
+) -> ExecRequest {
+    let mut cmd = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        WRAPPER.into(),
+        "sandpit".into(),
+    ];
+    cmd.extend(argv.iter().cloned());
+    ExecRequest {
+        cmd,
+        env,
+        user: user_name(user).to_string(),
+        working_dir: workdir,
+        stdin,
+    }
+}
+
+/// Kills an exec's processes when dropped before [`KillOnDrop::disarm`]: a caller that stops
+/// waiting (a dropped stream, a client that went away) stops the work too.
+pub(crate) struct KillOnDrop {
+    engine: Engine,
+    container: String,
+    user: User,
+    marker: String,
+    armed: bool,
+}
+
+impl KillOnDrop {
+    pub(crate) fn new(engine: &Engine, container: &str, user: User, marker: &str) -> Self {
+        KillOnDrop {
+            engine: engine.clone(),
+            container: container.to_string(),
+            user,
+            marker: marker.to_string(),
+            armed: true,
+        }
+    }
+
+    pub(crate) fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (engine, container, user, marker) = (
+            self.engine.clone(),
+            std::mem::take(&mut self.container),
+            self.user,
+            std::mem::take(&mut self.marker),
+        );
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = kill_marked(&engine, &container, user, &marker).await {
+                    tracing::debug!("stopping an abandoned command in {container}: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// Runs `spec` to completion or timeout. Dropping the future kills the command's processes.
 pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Result<ExecOutput> {
     let marker = new_marker();
     let mut env = vec![format!("SANDPIT_EXEC={marker}")];
+    if spec.watch {
+        env.push("SANDPIT_RELAY=1".into());
+    }
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     if let Some((path, text)) = &spec.inline_file {
         env.push(format!("SANDPIT_SOURCE_PATH={path}"));
@@ -127,58 +225,42 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
     if let Some(path) = &spec.stdin_path {
         env.push(format!("SANDPIT_STDIN={path}"));
     }
-    let mut cmd = vec![
-        "/bin/sh".to_string(),
-        "-c".into(),
-        WRAPPER.into(),
-        "sandpit".into(),
-    ];
-    cmd.extend(spec.argv.iter().cloned());
-
-    let docker = engine.docker();
-    let created = docker
-        .create_exec(
-            container,
-            CreateExecOptions {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                attach_stdin: Some(false),
-                tty: Some(false),
-                env: Some(env),
-                cmd: Some(cmd),
-                user: Some(user_name(spec.user).to_string()),
-                working_dir: Some(spec.workdir.clone()),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| exec_error(engine, container, e))?;
+    let request = wrapped_request(
+        &spec.argv,
+        env,
+        spec.user,
+        Some(spec.workdir.clone()),
+        false,
+    );
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + spec.timeout;
-    let mut output = match docker
-        .start_exec(&created.id, None)
+    let ExecStream { id, mut output, .. } = engine
+        .start_exec(container, &request)
         .await
-        .map_err(|e| exec_error(engine, container, e))?
-    {
-        StartExecResults::Attached { output, .. } => output,
-        StartExecResults::Detached => {
-            return Err(Error::InvalidInput(
-                "the engine started the command detached".into(),
-            ))
-        }
-    };
+        .map_err(|e| exec_error(container, e))?;
+    let guard = KillOnDrop::new(engine, container, spec.user, &marker);
 
     let mut stdout = Capped::new(spec.output_limit);
     let mut stderr = Capped::new(spec.output_limit);
     let mut timed_out = false;
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    watch.tick().await;
     loop {
-        match tokio::time::timeout_at(deadline, output.next()).await {
-            Ok(Some(Ok(chunk))) => collect(chunk, &mut stdout, &mut stderr, spec.sink.as_ref()),
-            Ok(Some(Err(e))) => return Err(exec_error(engine, container, e)),
-            Ok(None) => break,
-            Err(_) => {
-                timed_out = true;
-                break;
+        tokio::select! {
+            next = tokio::time::timeout_at(deadline, output.next()) => match next {
+                Ok(Some(Ok(chunk))) => collect(chunk, &mut stdout, &mut stderr, spec.sink.as_ref()),
+                Ok(Some(Err(e))) => return Err(exec_error(container, e)),
+                Ok(None) => break,
+                Err(_) => {
+                    timed_out = true;
+                    break;
+                }
+            },
+            _ = watch.tick(), if spec.watch => {
+                if !container_runs(engine, container).await? {
+                    guard.disarm();
+                    return Err(Error::SessionGone { container: container.to_string() });
+                }
             }
         }
     }
@@ -191,12 +273,26 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
         }
     }
     drop(output);
+    guard.disarm();
     let duration = started.elapsed();
-    let exit_code = exit_code(engine, container, &created.id, timed_out).await?;
+    // Under gVisor a sandbox that died ends its streams with the runtime's last words.
+    if spec.watch && !container_runs(engine, container).await? {
+        return Err(Error::SessionGone {
+            container: container.to_string(),
+        });
+    }
+    let status = exit_status(engine, container, &id, timed_out).await?;
+    let (out_text, err_text) = (stdout.text(), stderr.text());
+    if status.code == 126 && runtime_failure(&out_text, &err_text) {
+        return Err(Error::ExecStart {
+            container: container.to_string(),
+            reason: start_failure(&out_text, &err_text),
+        });
+    }
     Ok(ExecOutput {
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        exit_code,
+        stdout: out_text,
+        stderr: err_text,
+        exit_code: status.code,
         timed_out,
         truncated: stdout.truncated || stderr.truncated,
         oom_killed: false,
@@ -204,19 +300,40 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
     })
 }
 
-fn collect(
-    chunk: bollard::container::LogOutput,
-    stdout: &mut Capped,
-    stderr: &mut Capped,
-    sink: Option<&OutputSink>,
-) {
-    use bollard::container::LogOutput;
-    let (kind, kept) = match &chunk {
-        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-            (StreamKind::Stdout, stdout.push(message))
-        }
-        LogOutput::StdErr { message } => (StreamKind::Stderr, stderr.push(message)),
-        LogOutput::StdIn { .. } => return,
+/// True when output is the runtime's report that it could not start the process (the engine
+/// writes it into the exec's stream, with exit code 126).
+fn runtime_failure(stdout: &str, stderr: &str) -> bool {
+    let said = format!("{stdout}{stderr}");
+    let said = said.trim_start();
+    said.starts_with("OCI runtime")
+        || said.starts_with("crun:")
+        || said.starts_with("runc:")
+        || said.contains("unable to start container process")
+}
+
+/// The runtime's words when it could not start the process, without its noise.
+fn start_failure(stdout: &str, stderr: &str) -> String {
+    let text = format!("{} {}", stdout.trim(), stderr.trim());
+    let text = text.trim();
+    let hint = if text.contains("resource temporarily unavailable")
+        || text.contains("init-p")
+        || text.contains("fork")
+    {
+        "; the sandbox probably holds as many processes as its limit allows (a fork bomb, or processes left running): stop them, or close the session"
+    } else {
+        ""
+    };
+    if text.is_empty() {
+        format!("the engine gave no reason{hint}")
+    } else {
+        format!("{text}{hint}")
+    }
+}
+
+fn collect(chunk: ExecChunk, stdout: &mut Capped, stderr: &mut Capped, sink: Option<&OutputSink>) {
+    let (kind, kept) = match chunk.stream {
+        StreamKind::Stdout => (StreamKind::Stdout, stdout.push(&chunk.data)),
+        StreamKind::Stderr => (StreamKind::Stderr, stderr.push(&chunk.data)),
     };
     if let (Some(sink), false) = (sink, kept.is_empty()) {
         sink.send(OutputChunk {
@@ -226,68 +343,113 @@ fn collect(
     }
 }
 
-async fn exit_code(
+/// How an exec ended.
+pub(crate) struct ExitStatus {
+    pub code: i64,
+    /// The engine never started the process (the runtime failed before exec): exit code 126
+    /// and no process id (Docker; Podman reports no pid after an exit either, so output that is
+    /// the runtime's own message decides there).
+    pub never_started: bool,
+}
+
+pub(crate) async fn exit_status(
     engine: &Engine,
     container: &str,
     exec_id: &str,
     timed_out: bool,
-) -> Result<i64> {
+) -> Result<ExitStatus> {
     // The stream can end a moment before the engine records the exit.
     for attempt in 0..50u32 {
         let info = engine
-            .docker()
             .inspect_exec(exec_id)
             .await
-            .map_err(|e| exec_error(engine, container, e))?;
-        if info.running != Some(true) {
-            return Ok(info.exit_code.unwrap_or(if timed_out { 137 } else { -1 }));
+            .map_err(|e| exec_error(container, e))?;
+        if !info.running {
+            let code = info.exit_code.unwrap_or(if timed_out { 137 } else { -1 });
+            return Ok(ExitStatus {
+                code,
+                never_started: info.pid.unwrap_or(0) == 0 && code == 126 && !timed_out,
+            });
         }
         tokio::time::sleep(Duration::from_millis(if attempt < 10 { 2 } else { 20 })).await;
     }
-    if timed_out {
-        return Ok(137);
-    }
     // Still running after its output closed (it closed stdout and stderr itself).
-    Ok(-1)
+    Ok(ExitStatus {
+        code: if timed_out { 137 } else { -1 },
+        never_started: false,
+    })
 }
 
-/// Kills every process of one exec, as the user that ran it.
+/// Kills every process of one exec, as the user that ran it. When the sandbox cannot start
+/// even the killer (its process limit is full), every process of the sandbox user is killed
+/// through the container's main process, which needs no new process.
 pub(crate) async fn kill_marked(
     engine: &Engine,
     container: &str,
     user: User,
     marker: &str,
 ) -> Result<()> {
-    let created = engine
-        .docker()
-        .create_exec(
-            container,
-            CreateExecOptions {
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                cmd: Some(vec![
-                    "/bin/sh".to_string(),
-                    "-c".into(),
-                    KILLER.into(),
-                    "sandpit-kill".into(),
-                    marker.to_string(),
-                ]),
-                user: Some(user_name(user).to_string()),
-                ..Default::default()
-            },
-        )
+    let request = ExecRequest {
+        cmd: vec![
+            "/bin/sh".to_string(),
+            "-c".into(),
+            KILLER.into(),
+            "sandpit-kill".into(),
+            marker.to_string(),
+        ],
+        env: Vec::new(),
+        user: user_name(user).to_string(),
+        working_dir: None,
+        stdin: false,
+    };
+    let mut stream = engine
+        .start_exec(container, &request)
         .await
-        .map_err(|e| exec_error(engine, container, e))?;
-    if let StartExecResults::Attached { mut output, .. } = engine
-        .docker()
-        .start_exec(&created.id, None)
-        .await
-        .map_err(|e| exec_error(engine, container, e))?
-    {
-        let limit = tokio::time::Instant::now() + Duration::from_secs(20);
-        while let Ok(Some(_)) = tokio::time::timeout_at(limit, output.next()).await {}
+        .map_err(|e| exec_error(container, e))?;
+    let limit = tokio::time::Instant::now() + Duration::from_secs(20);
+    while let Ok(Some(_)) = tokio::time::timeout_at(limit, stream.output.next()).await {}
+    let status = exit_status(engine, container, &stream.id, false).await?;
+    // Not started, or its own forks failed (a shell that cannot fork exits 2): the process
+    // limit is full, and only the container's main process can still act.
+    if status.never_started || status.code != 0 {
+        tracing::warn!("{container} cannot run the command that stops a command; stopping every process in the sandbox");
+        reset_user_processes(engine, container).await?;
     }
     Ok(())
+}
+
+/// Kills every process in the sandbox but its main process, through that main process (which
+/// needs no new process to do it), then waits until a process can start again: killed
+/// processes hold their place in the process limit until they are reaped.
+pub(crate) async fn reset_user_processes(engine: &Engine, container: &str) -> Result<()> {
+    let probe = ExecRequest {
+        cmd: vec!["/bin/sh".into(), "-c".into(), "exit 0".into()],
+        user: user_name(User::Sandbox).into(),
+        ..Default::default()
+    };
+    for _ in 0..10 {
+        engine
+            .signal_container(container, "USR1")
+            .await
+            .map_err(|e| exec_error(container, e))?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut stream = engine
+            .start_exec(container, &probe)
+            .await
+            .map_err(|e| exec_error(container, e))?;
+        while stream.output.next().await.is_some() {}
+        if !exit_status(engine, container, &stream.id, false)
+            .await?
+            .never_started
+        {
+            return Ok(());
+        }
+    }
+    Err(Error::ExecStart {
+        container: container.to_string(),
+        reason: "the sandbox still cannot start a process after every process in it was killed"
+            .into(),
+    })
 }
 
 #[cfg(test)]

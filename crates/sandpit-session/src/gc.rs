@@ -4,10 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bollard::query_parameters::{ListContainersOptions, ListVolumesOptions};
+use sandpit_engine::Engine;
 
 use crate::close::{remove_container, remove_volume};
-use crate::connection::Engine;
 use crate::disk::{disk_dir, LoopDisk};
 use crate::error::{Error, Result};
 use crate::labels;
@@ -25,30 +24,6 @@ pub struct GcReport {
     pub kept: usize,
 }
 
-/// `host:pid:start` of this process; `start` (boot-relative clock ticks) tells a reused pid apart.
-pub(crate) fn owner() -> String {
-    format!(
-        "{}:{}:{}",
-        hostname(),
-        std::process::id(),
-        start_ticks(std::process::id()).unwrap_or(0)
-    )
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Field 22 of /proc/PID/stat: when the process started.
-fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// Why a container with these labels may be removed, if it may.
 fn removable(labels: &HashMap<String, String>, now: u64, host: &str) -> Option<String> {
     if let Some(expiry) = labels
@@ -59,7 +34,7 @@ fn removable(labels: &HashMap<String, String>, now: u64, host: &str) -> Option<S
             return Some("expired".into());
         }
     }
-    let owner = labels.get(labels::OWNER)?;
+    let owner = labels.get(labels::PROCESS)?;
     let mut parts = owner.rsplitn(3, ':');
     let start: u64 = parts.next()?.parse().ok()?;
     let pid: u32 = parts.next()?.parse().ok()?;
@@ -67,7 +42,7 @@ fn removable(labels: &HashMap<String, String>, now: u64, host: &str) -> Option<S
     if owner_host != host {
         return None;
     }
-    match start_ticks(pid) {
+    match labels::start_ticks(pid) {
         Some(s) if s == start || start == 0 => None,
         _ => Some(format!("owner process {pid} is gone")),
     }
@@ -81,29 +56,21 @@ pub async fn gc(engine: &Engine) -> Result<GcReport> {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs();
-    let host = hostname();
-    let containers = engine
-        .docker()
-        .list_containers(Some(ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("{}=true", labels::MANAGED)],
-            )])),
-            ..Default::default()
-        }))
+    let host = labels::hostname();
+    let info = engine
+        .info()
         .await
-        .map_err(Error::ListContainers)?;
+        .map_err(|e| Error::engine(e, Error::ListContainers))?;
+    let area = crate::disk::area(&info);
+    let managed = format!("{}=true", labels::MANAGED);
+    let containers = engine
+        .list_containers(&managed)
+        .await
+        .map_err(|e| Error::engine(e, Error::ListContainers))?;
     let mut live_sessions = HashSet::new();
     for c in containers {
-        let labels = c.labels.clone().unwrap_or_default();
-        let name = c
-            .names
-            .as_ref()
-            .and_then(|n| n.first())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .or(c.id.clone())
-            .unwrap_or_default();
+        let labels = c.labels;
+        let name = c.name;
         match removable(&labels, now, &host) {
             Some(reason) => {
                 remove_container(engine, &name).await?;
@@ -112,7 +79,7 @@ pub async fn gc(engine: &Engine) -> Result<GcReport> {
                 if let Some(session) = labels.get(labels::SESSION) {
                     let volume = format!("sandpit-disk-{session}");
                     remove_volume(engine, &volume).await?;
-                    let disk = LoopDisk::paths(session);
+                    let disk = LoopDisk::paths(&area, session);
                     if disk.image.exists() {
                         tokio::task::spawn_blocking(move || disk.destroy())
                             .await
@@ -131,33 +98,24 @@ pub async fn gc(engine: &Engine) -> Result<GcReport> {
         }
     }
 
-    let volumes = engine
-        .docker()
-        .list_volumes(Some(ListVolumesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![format!("{}=true", labels::MANAGED)],
-            )])),
-        }))
-        .await
-        .map_err(|e| Error::Volume {
-            volume: "(list)".into(),
-            source: e,
-        })?
-        .volumes
-        .unwrap_or_default();
+    let volumes = engine.list_volumes(&managed).await.map_err(|e| {
+        Error::engine(e, |cause| Error::Volume {
+            volume: "(listing)".into(),
+            cause,
+        })
+    })?;
     let mut volume_sessions = HashSet::new();
     for v in volumes {
         let Some(session) = v.labels.get(labels::SESSION).cloned() else {
             continue;
         };
-        if live_sessions.contains(&session) || young(v.created_at.as_ref().map(|d| d.to_string())) {
+        if live_sessions.contains(&session) || young(v.created_at.clone()) {
             volume_sessions.insert(session);
             continue;
         }
         remove_volume(engine, &v.name).await?;
         report.volumes.push(v.name);
-        let disk = LoopDisk::paths(&session);
+        let disk = LoopDisk::paths(&area, &session);
         if disk.image.exists() {
             tokio::task::spawn_blocking(move || disk.destroy())
                 .await
@@ -167,7 +125,12 @@ pub async fn gc(engine: &Engine) -> Result<GcReport> {
     }
 
     // Disk images whose session has neither a container nor a volume (a crash between steps).
-    if let Ok(entries) = std::fs::read_dir(disk_dir()) {
+    let entries = info
+        .capabilities
+        .shares_host
+        .then(|| std::fs::read_dir(disk_dir().join(&area)).ok())
+        .flatten();
+    if let Some(entries) = entries {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("img") {
@@ -183,7 +146,7 @@ pub async fn gc(engine: &Engine) -> Result<GcReport> {
                 .and_then(|t| t.elapsed().ok())
                 .is_some_and(|age| age > Duration::from_secs(600));
             if old && !live_sessions.contains(&session) && !volume_sessions.contains(&session) {
-                let disk = LoopDisk::paths(&session);
+                let disk = LoopDisk::paths(&area, &session);
                 tokio::task::spawn_blocking(move || disk.destroy())
                     .await
                     .ok();
@@ -234,11 +197,11 @@ mod tests {
     #[test]
     fn owners_are_judged_by_pid_and_start_time() {
         let now = 2_000_000_000;
-        let me = owner();
-        let host = hostname();
+        let me = labels::this_process();
+        let host = labels::hostname();
         let labels = |owner: &str, exp: u64| {
             HashMap::from([
-                (labels::OWNER.to_string(), owner.to_string()),
+                (labels::PROCESS.to_string(), owner.to_string()),
                 (labels::EXPIRES_AT.to_string(), exp.to_string()),
             ])
         };

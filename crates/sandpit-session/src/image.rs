@@ -2,17 +2,14 @@
 //! provide the Debian base where no registry serves it.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
-use bollard::models::{BuildInfo, ImageSummary};
-use bollard::query_parameters::{
-    BuildImageOptions, CreateImageOptions, ListImagesOptions, RemoveImageOptions,
-};
-use futures_util::{Stream, StreamExt};
+pub use sandpit_engine::{split_reference, ImageSummary, Progress};
+use sandpit_engine::{BuildRequest, Engine, ImportRequest};
 
-use crate::connection::Engine;
-use crate::error::{chain, status_code, Error, Result};
+use crate::archive::{ArchiveBuilder, ROOT_OWNER};
+use crate::error::{Error, Result};
 use crate::runner::ImageSpec;
 
 /// The base every default image is built `FROM`.
@@ -21,9 +18,6 @@ pub const BASE_IMAGE: &str = "debian:bookworm-slim";
 /// Builds a Debian root filesystem tar with debootstrap (kept in `images/base/`).
 const ROOTFS_SCRIPT: &str = include_str!("../../../images/base/rootfs.sh");
 
-/// Receives one line of build progress at a time.
-pub type Progress = Arc<dyn Fn(&str) + Send + Sync>;
-
 /// A progress sink that only logs at debug level.
 pub fn quiet() -> Progress {
     Arc::new(|line: &str| tracing::debug!(target: "sandpit::build", "{line}"))
@@ -31,42 +25,22 @@ pub fn quiet() -> Progress {
 
 /// True when the engine has `image` locally.
 pub async fn image_exists(engine: &Engine, image: &str) -> Result<bool> {
-    match engine.docker().inspect_image(image).await {
-        Ok(_) => Ok(true),
-        Err(e) if status_code(&e) == Some(404) => Ok(false),
-        Err(e) if crate::error::is_transport(&e) => Err(engine.connection().classify(e)),
-        Err(e) => Err(Error::InspectImage {
+    engine.image_exists(image).await.map_err(|e| {
+        Error::engine(e, |cause| Error::InspectImage {
             image: image.to_string(),
-            source: e,
-        }),
-    }
+            cause,
+        })
+    })
 }
 
 /// Pulls `image`; the error says why when it cannot be had.
 pub async fn pull_image(engine: &Engine, image: &str, progress: &Progress) -> Result<()> {
-    let (name, tag) = split_reference(image);
-    let options = CreateImageOptions {
-        from_image: Some(name.to_string()),
-        tag: Some(tag.to_string()),
-        ..Default::default()
-    };
-    let mut stream = engine.docker().create_image(Some(options), None, None);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(status) = info.status {
-                    progress(&status);
-                }
-            }
-            Err(e) => {
-                return Err(Error::ImageNotFound {
-                    image: image.to_string(),
-                    reason: engine_message(&e),
-                })
-            }
-        }
-    }
-    Ok(())
+    engine.pull_image(image, progress).await.map_err(|e| {
+        Error::engine(e, |cause| Error::ImageNotFound {
+            image: image.to_string(),
+            reason: cause.message,
+        })
+    })
 }
 
 /// Makes sure `image` exists: local, else pulled; else [`Error::ImageNotFound`].
@@ -100,15 +74,15 @@ pub async fn build_default_image(
 ) -> Result<()> {
     ensure_base_image(engine, progress).await?;
     progress(&format!("building {} from its Dockerfile", spec.tag));
-    let context = tar_single_file("Dockerfile", spec.dockerfile.as_bytes(), 0o644)?;
-    let mut args = HashMap::new();
-    args.insert("BASE_IMAGE".to_string(), BASE_IMAGE.to_string());
+    let mut context = ArchiveBuilder::new();
+    context.file("Dockerfile", spec.dockerfile.as_bytes(), ROOT_OWNER, 0o644)?;
+    let args = HashMap::from([("BASE_IMAGE".to_string(), BASE_IMAGE.to_string())]);
     build_from_context(
         engine,
-        context,
+        context.finish()?,
         "Dockerfile",
         &spec.tag,
-        Some(args),
+        args,
         progress,
     )
     .await
@@ -135,10 +109,21 @@ pub async fn build_dockerfile(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "Dockerfile".into());
-    let context = tokio::task::spawn_blocking(move || tar_context(&dir))
-        .await
-        .map_err(|e| Error::InvalidInput(format!("packing the build context panicked: {e}")))??;
-    build_from_context(engine, context, &name, tag, None, progress).await
+    let context = tokio::task::spawn_blocking(move || {
+        let ignore = read_dockerignore(&dir);
+        let skip = |rel: &Path| {
+            let rel = rel.to_string_lossy();
+            ignore
+                .iter()
+                .any(|p| rel == p.as_str() || rel.starts_with(&format!("{p}/")))
+        };
+        let mut b = ArchiveBuilder::new();
+        b.host_path(&dir, Path::new(""), None, &skip)?;
+        b.finish()
+    })
+    .await
+    .map_err(|e| Error::join("packing the build context", e))??;
+    build_from_context(engine, context, &name, tag, HashMap::new(), progress).await
 }
 
 async fn build_from_context(
@@ -146,64 +131,34 @@ async fn build_from_context(
     context: Vec<u8>,
     dockerfile: &str,
     tag: &str,
-    buildargs: Option<HashMap<String, String>>,
+    build_args: HashMap<String, String>,
     progress: &Progress,
 ) -> Result<()> {
-    let options = BuildImageOptions {
-        dockerfile: dockerfile.to_string(),
-        t: Some(tag.to_string()),
-        rm: true,
-        forcerm: true,
-        buildargs,
-        ..Default::default()
-    };
-    let stream =
-        engine
-            .docker()
-            .build_image(options, None, Some(bollard::body_full(context.into())));
-    consume_build(stream, tag, progress).await
-}
-
-async fn consume_build(
-    stream: impl Stream<Item = std::result::Result<BuildInfo, bollard::errors::Error>>,
-    tag: &str,
-    progress: &Progress,
-) -> Result<()> {
-    futures_util::pin_mut!(stream);
-    let mut last_lines: Vec<String> = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(info) => {
-                if let Some(text) = info.stream.as_deref() {
-                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                        tracing::debug!(target: "sandpit::build", "{line}");
-                        progress(line);
-                        last_lines.push(line.to_string());
-                        if last_lines.len() > 5 {
-                            last_lines.remove(0);
-                        }
-                    }
-                }
-                if let Some(status) = info.status.as_deref() {
-                    progress(status);
-                }
-                let error = info.error_detail.and_then(|d| d.message);
-                if let Some(message) = error {
-                    return Err(Error::BuildImage {
-                        image: tag.to_string(),
-                        message: build_message(&message, &last_lines),
-                    });
-                }
-            }
-            Err(e) => {
-                return Err(Error::BuildImage {
-                    image: tag.to_string(),
-                    message: build_message(&engine_message(&e), &last_lines),
-                })
-            }
+    // The last lines of output explain a failure better than the engine's one-line error.
+    let last_lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let keep = last_lines.clone();
+    let outer = progress.clone();
+    let tracking: Progress = Arc::new(move |line: &str| {
+        tracing::debug!(target: "sandpit::build", "{line}");
+        outer(line);
+        let mut last = keep.lock().expect("build lines");
+        last.push(line.to_string());
+        if last.len() > 5 {
+            last.remove(0);
         }
-    }
-    Ok(())
+    });
+    let request = BuildRequest {
+        context: context.into(),
+        dockerfile: dockerfile.to_string(),
+        tag: tag.to_string(),
+        build_args,
+    };
+    engine.build_image(request, &tracking).await.map_err(|e| {
+        Error::engine(e, |cause| Error::BuildImage {
+            image: tag.to_string(),
+            message: build_message(&cause.message, &last_lines.lock().expect("build lines")),
+        })
+    })
 }
 
 fn build_message(error: &str, last_lines: &[String]) -> String {
@@ -278,7 +233,6 @@ pub async fn build_base_image(engine: &Engine, progress: &Progress) -> Result<()
 
 /// Imports a root filesystem tar as image `reference` (`docker import`).
 pub async fn import_rootfs(engine: &Engine, tarball: &Path, reference: &str) -> Result<()> {
-    let (repo, tag) = split_reference(reference);
     let file = tokio::fs::File::open(tarball)
         .await
         .map_err(|e| Error::io("opening", tarball, e))?;
@@ -288,35 +242,32 @@ pub async fn import_rootfs(engine: &Engine, tarball: &Path, reference: &str) -> 
             Ok(0) => None,
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file))
+                Some((Ok(bytes::Bytes::from(buf)), file))
             }
-            Err(e) => Some((Err(e), file)),
+            Err(e) => Some((
+                Err(sandpit_engine::EngineError::new(
+                    sandpit_engine::EngineErrorKind::Server,
+                    format!("reading the root filesystem: {e}"),
+                )),
+                file,
+            )),
         }
     });
-    let options = CreateImageOptions {
-        from_src: Some("-".into()),
-        repo: Some(repo.to_string()),
-        tag: Some(tag.to_string()),
+    let request = ImportRequest {
+        rootfs: Box::pin(chunks),
+        reference: reference.to_string(),
         // A bare import has no config; give it the slim image's.
         changes: vec![
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             "CMD [\"bash\"]".into(),
         ],
-        ..Default::default()
     };
-    let mut stream =
-        engine
-            .docker()
-            .create_image(Some(options), Some(bollard::body_try_stream(chunks)), None);
-    while let Some(item) = stream.next().await {
-        if let Err(e) = item {
-            return Err(Error::BaseImage {
-                image: reference.to_string(),
-                reason: format!("import failed: {}", engine_message(&e)),
-            });
-        }
-    }
-    Ok(())
+    engine.import_image(request).await.map_err(|e| {
+        Error::engine(e, |cause| Error::BaseImage {
+            image: reference.to_string(),
+            reason: format!("import failed: {}", cause.message),
+        })
+    })
 }
 
 /// Removes an image; one that is already gone is fine. An image still used by a container
@@ -332,108 +283,27 @@ pub(crate) async fn remove_image_if_unused(
     image: &str,
     tolerate_in_use: bool,
 ) -> Result<()> {
-    let options = RemoveImageOptions {
-        force: false,
-        noprune: false,
-        ..Default::default()
-    };
-    match engine
-        .docker()
-        .remove_image(image, Some(options), None)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if status_code(&e) == Some(404) => Ok(()),
-        Err(e) if tolerate_in_use && status_code(&e) == Some(409) => Ok(()),
-        Err(e) => Err(Error::RemoveImage {
+    match engine.remove_image(image).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) if tolerate_in_use && e.is_conflict() => Ok(()),
+        Err(e) => Err(Error::engine(e, |cause| Error::RemoveImage {
             image: image.to_string(),
-            source: e,
-        }),
+            cause,
+        })),
     }
 }
 
 /// Images whose reference starts with `prefix` (e.g. `sandpit/`).
 pub async fn list_images(engine: &Engine, prefix: &str) -> Result<Vec<ImageSummary>> {
     let images = engine
-        .docker()
-        .list_images(Some(ListImagesOptions::default()))
+        .list_images()
         .await
-        .map_err(Error::ListImages)?;
+        .map_err(|e| Error::engine(e, Error::ListImages))?;
     Ok(images
         .into_iter()
-        .filter(|i| i.repo_tags.iter().any(|t| t.starts_with(prefix)))
+        .filter(|i| i.tags.iter().any(|t| t.starts_with(prefix)))
         .collect())
-}
-
-/// Splits `name[:tag]` into name and tag (default `latest`), minding registry ports.
-pub fn split_reference(reference: &str) -> (&str, &str) {
-    let slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
-    match reference[slash..].rfind(':') {
-        Some(i) => (&reference[..slash + i], &reference[slash + i + 1..]),
-        None => (reference, "latest"),
-    }
-}
-
-/// The engine's own message for an error, without bollard's wrapping.
-pub(crate) fn engine_message(e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        bollard::errors::Error::DockerStreamError { error } => error.clone(),
-        other => chain(other),
-    }
-}
-
-fn tar_single_file(name: &str, data: &[u8], mode: u32) -> Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(mode);
-    header.set_mtime(0);
-    header.set_cksum();
-    builder
-        .append_data(&mut header, name, data)
-        .map_err(|e| Error::io("packing", name, e))?;
-    builder
-        .into_inner()
-        .map_err(|e| Error::io("packing", name, e))
-}
-
-fn tar_context(dir: &Path) -> Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    let ignore = read_dockerignore(dir);
-    let mut stack: Vec<PathBuf> = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let abs = dir.join(&rel);
-        let entries = std::fs::read_dir(&abs).map_err(|e| Error::io("reading", &abs, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("reading", &abs, e))?;
-            let rel_child = rel.join(entry.file_name());
-            let rel_str = rel_child.to_string_lossy();
-            if ignore
-                .iter()
-                .any(|p| rel_str == p.as_str() || rel_str.starts_with(&format!("{p}/")))
-            {
-                continue;
-            }
-            let ty = entry
-                .file_type()
-                .map_err(|e| Error::io("reading", entry.path(), e))?;
-            if ty.is_dir() {
-                builder
-                    .append_dir(&rel_child, entry.path())
-                    .map_err(|e| Error::io("packing", entry.path(), e))?;
-                stack.push(rel_child);
-            } else {
-                builder
-                    .append_path_with_name(entry.path(), &rel_child)
-                    .map_err(|e| Error::io("packing", entry.path(), e))?;
-            }
-        }
-    }
-    builder
-        .into_inner()
-        .map_err(|e| Error::io("packing", dir, e))
 }
 
 /// Plain path entries of `.dockerignore` (no globs), plus `.git`.
@@ -448,23 +318,4 @@ fn read_dockerignore(dir: &Path) -> Vec<String> {
         );
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_reference;
-
-    #[test]
-    fn splits_references() {
-        assert_eq!(
-            split_reference("debian:bookworm-slim"),
-            ("debian", "bookworm-slim")
-        );
-        assert_eq!(
-            split_reference("sandpit/python"),
-            ("sandpit/python", "latest")
-        );
-        assert_eq!(split_reference("reg:5000/a/b"), ("reg:5000/a/b", "latest"));
-        assert_eq!(split_reference("reg:5000/a/b:v1"), ("reg:5000/a/b", "v1"));
-    }
 }

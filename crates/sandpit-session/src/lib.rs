@@ -1,47 +1,84 @@
-//! Sandboxed code execution sessions on a Docker engine.
+//! Sandboxed code execution sessions on a container engine.
 //!
 //! A [`SandboxSession`] is one container: opened from a [`SessionBuilder`], driven by a
 //! language [`Runner`], closed explicitly with [`SandboxSession::close`] or, as a safety net,
-//! when dropped. [`with_session`] always closes. The engine is the local socket by default,
-//! or a remote one over TCP + TLS ([`Connection`]).
+//! when dropped. [`with_session`] always closes. Every engine call goes through the
+//! [`ContainerEngine`] trait; [`connect`] reaches Docker or Podman on the local socket or a
+//! remote engine over TCP + TLS ([`Connection`]).
 #![deny(missing_docs)]
 
+mod archive;
+mod artifacts;
 mod builder;
 mod close;
-mod connection;
+mod command;
 mod copy;
 pub mod debian;
 mod disk;
+mod drop_worker;
 mod error;
 mod exec;
 mod gc;
 mod ids;
 pub mod image;
+mod install;
 mod kernel;
 pub mod labels;
 mod language;
+mod library_image;
 mod open;
 mod output;
+mod paths;
 mod policy;
 mod pool;
+mod restart;
 mod run;
 mod runner;
 mod session;
+mod settings;
+mod step;
 
-pub use builder::{parse_size, Network, SessionBuilder};
-pub use connection::{docker_cert_path, Connection, Endpoint, Engine, TlsFiles, DEFAULT_SOCKET};
+pub use builder::{parse_size, SessionBuilder};
+pub use command::CommandOptions;
 pub use disk::loop_disks_available;
-pub use error::{Error, Result};
+pub use drop_worker::wait_for_drops;
+pub use error::{Error, ErrorKind, Result};
 pub use gc::{gc, GcReport};
 pub use kernel::{ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle};
 pub use language::{Language, UnknownLanguage};
-pub use open::{CA_ENV, CA_PATH};
 pub use output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult, StreamKind};
-pub use policy::SecurityPolicy;
+pub use policy::{Network, RuntimeChoice, SecurityPolicy};
 pub use pool::{PoolConfig, PooledSession, SessionPool, WhenExhausted};
-pub use run::{CommandOptions, RunOptions, RunStream};
+pub use run::{RunOptions, RunStream};
 pub use runner::{check_package_spec, Command, ImageSpec, KernelSpec, RunPlan, Runner, User};
+pub use sandpit_engine::{
+    docker_cert_path, one_line, Capabilities, Connection, ContainerEngine, Endpoint, Engine,
+    EngineError, EngineErrorKind, EngineInfo, EngineKind, RuntimeInfo, RuntimeKind, TlsFiles,
+    DEFAULT_SOCKET,
+};
 pub use session::{with_session, SandboxSession};
 
-/// The bollard version Sandpit is built on, for callers who need raw engine access.
-pub use bollard;
+/// The engine seam: the trait every engine implements and its request and answer types.
+pub use sandpit_engine as engine;
+pub use settings::{CA_ENV, CA_PATH};
+
+/// Connects to the engine at `connection` (Docker or Podman, through the Docker API) and
+/// negotiates the API version, failing within the connection's timeout.
+pub async fn connect(connection: &Connection) -> Result<Engine> {
+    sandpit_docker::DockerEngine::connect_engine(connection)
+        .await
+        .map_err(|e| {
+            Error::engine(e, |cause| match cause.kind {
+                EngineErrorKind::InvalidRequest => Error::InvalidConnection(cause.message),
+                _ => Error::EngineUnreachable {
+                    reason: cause.message,
+                },
+            })
+        })
+}
+
+/// Connects to the engine the environment names (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`,
+/// `DOCKER_CERT_PATH`, as the docker CLI reads them).
+pub async fn connect_env() -> Result<Engine> {
+    connect(&Connection::from_env()?).await
+}

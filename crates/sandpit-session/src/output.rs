@@ -5,15 +5,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
-/// Which output stream a chunk came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StreamKind {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+pub use sandpit_engine::StreamKind;
 
 /// Output as it arrives, before the command ends. Chunks hold raw bytes: a multi-byte UTF-8
 /// character may be split between two chunks.

@@ -1,7 +1,53 @@
 //! What untrusted code may do: every switch maps to enforcement by the kernel or the engine
 //! (capabilities, cgroups, rlimits, mounts, network attachment), never to scanning source text.
 
-use crate::builder::Network;
+/// The network a session's container gets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Network {
+    /// No network at all: only the loopback interface.
+    #[default]
+    None,
+    /// The engine's default network: outbound access.
+    Bridge,
+    /// A named network.
+    Named(String),
+}
+
+impl Network {
+    /// The engine's network mode for this choice.
+    pub fn mode(&self) -> String {
+        match self {
+            Network::None => "none".into(),
+            Network::Bridge => "bridge".into(),
+            Network::Named(n) => n.clone(),
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Network::None),
+            "bridge" => Ok(Network::Bridge),
+            "" => Err("the network name is empty: use none or bridge".into()),
+            other => Ok(Network::Named(other.to_string())),
+        }
+    }
+}
+
+/// Which OCI runtime a session's container runs under.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RuntimeChoice {
+    /// The engine's default runtime (runc, usually).
+    #[default]
+    EngineDefault,
+    /// gVisor (`runsc`) when the engine offers it, else the default.
+    PreferGvisor,
+    /// This runtime by name; opening fails when the engine does not offer it.
+    Named(String),
+}
 
 /// One MiB.
 const MIB: u64 = 1 << 20;
@@ -29,6 +75,8 @@ pub struct SecurityPolicy {
     pub workdir_writable: bool,
     /// False makes `execute_command` refuse shell commands.
     pub allow_commands: bool,
+    /// The OCI runtime: the engine's default, gVisor when offered, or one by name.
+    pub runtime: RuntimeChoice,
 }
 
 impl SecurityPolicy {
@@ -45,10 +93,12 @@ impl SecurityPolicy {
             scratch: 64 * MIB,
             workdir_writable: true,
             allow_commands: true,
+            runtime: RuntimeChoice::EngineDefault,
         }
     }
 
-    /// Tighter: 256 MiB, half a CPU, 64 processes, 256 MiB disk, 64 MiB files, no shell commands.
+    /// Tighter: 256 MiB, half a CPU, 64 processes, 256 MiB disk, 64 MiB files, no shell
+    /// commands, and gVisor (`runsc`) as the runtime when the engine offers it.
     pub fn strict() -> Self {
         SecurityPolicy {
             network: Network::None,
@@ -61,6 +111,7 @@ impl SecurityPolicy {
             scratch: 32 * MIB,
             workdir_writable: true,
             allow_commands: false,
+            runtime: RuntimeChoice::PreferGvisor,
         }
     }
 
@@ -77,6 +128,7 @@ impl SecurityPolicy {
             scratch: 256 * MIB,
             workdir_writable: true,
             allow_commands: true,
+            runtime: RuntimeChoice::EngineDefault,
         }
     }
 
@@ -110,6 +162,13 @@ impl SecurityPolicy {
         }
         if self.disk < 4 * MIB {
             return Err(format!("disk limit {} bytes is below 4 MiB", self.disk));
+        }
+        if let RuntimeChoice::Named(name) = &self.runtime {
+            if name.trim().is_empty() || name.contains(char::is_whitespace) {
+                return Err(format!(
+                    "runtime name {name:?} is not a runtime name such as runsc"
+                ));
+            }
         }
         if self.max_file_size == 0 || self.max_open_files < 16 || self.scratch < MIB {
             return Err(

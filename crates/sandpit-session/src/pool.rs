@@ -62,7 +62,7 @@ struct State {
     busy: usize,
     opening: usize,
     closed: bool,
-    last_error: Option<String>,
+    last_error: Option<(String, crate::error::ErrorKind)>,
 }
 
 struct Shared {
@@ -134,10 +134,11 @@ impl SessionPool {
                 if st.idle.len() >= self.shared.config.idle {
                     return Ok(());
                 }
-                if let Some(e) = &st.last_error {
-                    return Err(Error::InvalidInput(format!(
-                        "the pool cannot open sessions: {e}"
-                    )));
+                if let Some((e, kind)) = &st.last_error {
+                    return Err(Error::Pool {
+                        reason: format!("the pool cannot open sessions: {e}"),
+                        kind: *kind,
+                    });
                 }
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -162,7 +163,10 @@ impl SessionPool {
             let open_new = {
                 let mut st = self.shared.state.lock().expect("pool state");
                 if st.closed {
-                    return Err(Error::InvalidInput("the session pool is closed".into()));
+                    return Err(Error::Pool {
+                        reason: "the session pool is closed".into(),
+                        kind: crate::error::ErrorKind::Gone,
+                    });
                 }
                 if let Some(idle) = st.idle.pop_front() {
                     st.busy += 1;
@@ -206,10 +210,9 @@ impl SessionPool {
             }
             match deadline {
                 None => {
-                    return Err(Error::InvalidInput(format!(
-                        "the session pool is exhausted ({} sessions in use)",
-                        self.shared.config.max_size
-                    )))
+                    return Err(Error::PoolExhausted {
+                        max_size: self.shared.config.max_size,
+                    })
                 }
                 Some(deadline) => {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -330,7 +333,7 @@ async fn fill(pool: Weak<Shared>) {
                     }
                     Err(e) => {
                         tracing::warn!("the session pool could not open a session: {e}");
-                        st.last_error = Some(e.to_string());
+                        st.last_error = Some((e.to_string(), e.kind()));
                     }
                 }
                 drop(st);

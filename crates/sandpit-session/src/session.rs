@@ -1,28 +1,37 @@
 //! The session guard: one container, closed explicitly or, as a safety net, on drop.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use sandpit_engine::{Engine, EngineInfo};
 
 use crate::builder::SessionBuilder;
-use crate::connection::Engine;
 use crate::error::{Error, Result};
+use crate::policy::SecurityPolicy;
 use crate::runner::Runner;
 
 /// One sandbox: a running container and the language runner that drives it.
 ///
 /// Cloning gives another handle to the same container. Close with [`SandboxSession::close`];
-/// when the last handle drops without a close, the container is removed in a blocking
-/// fallback that works on either tokio runtime flavour (and outside any runtime).
+/// when the last handle drops without a close, the one drop worker removes the container in
+/// the background (and before the process exits).
 #[derive(Clone, Debug)]
 pub struct SandboxSession {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// How far a close got; a close that failed is retried from where it stopped.
+#[derive(Debug, Default)]
+pub(crate) struct CloseProgress {
+    pub committed: bool,
+}
+
 pub(crate) struct Inner {
     pub engine: Engine,
+    pub info: EngineInfo,
     pub id: String,
     pub container: String,
     pub runner: Arc<dyn Runner>,
@@ -31,16 +40,27 @@ pub(crate) struct Inner {
     pub keep_template: bool,
     pub template_tag: Option<String>,
     pub workdir: String,
-    pub env: Vec<(String, String)>,
+    pub env: RwLock<Vec<(String, String)>>,
     pub timeout: Duration,
     pub install_timeout: Duration,
     pub output_limit: usize,
-    pub policy: crate::policy::SecurityPolicy,
+    pub policy: SecurityPolicy,
+    /// The OCI runtime the container runs under (`None`: the engine's default).
+    pub runtime: Option<String>,
+    /// The runtime is gVisor: a sandbox killed for memory leaves attached streams open, so
+    /// commands watch the container while they wait.
+    pub gvisor: bool,
+    /// Networks can be attached while it runs (false under gVisor).
+    pub network_hotplug: bool,
+    pub late_installs: bool,
+    pub created: SystemTime,
+    pub labels: BTreeMap<String, String>,
     pub volume: Option<String>,
     pub disk: Option<crate::disk::LoopDisk>,
-    pub oom_seen: std::sync::atomic::AtomicU64,
-    pub kernel: tokio::sync::Mutex<Option<crate::kernel::Kernel>>,
+    pub oom_seen: AtomicU64,
+    pub kernel: Arc<tokio::sync::Mutex<Option<crate::kernel::Kernel>>>,
     pub closed: AtomicBool,
+    pub close_progress: tokio::sync::Mutex<CloseProgress>,
     pub installed: Mutex<HashSet<String>>,
     /// Runs hold it shared; installs hold it alone, so no user code runs while the network is attached.
     pub install_lock: tokio::sync::RwLock<()>,
@@ -53,6 +73,7 @@ impl std::fmt::Debug for Inner {
             .field("container", &self.container)
             .field("image", &self.image)
             .field("language", &self.runner.language())
+            .field("runtime", &self.runtime)
             .finish()
     }
 }
@@ -88,14 +109,34 @@ impl SandboxSession {
         &self.inner.engine
     }
 
+    /// What the engine said about itself when the session opened.
+    pub fn engine_info(&self) -> &EngineInfo {
+        &self.inner.info
+    }
+
+    /// The OCI runtime the container runs under (`None`: the engine's default).
+    pub fn runtime(&self) -> Option<&str> {
+        self.inner.runtime.as_deref()
+    }
+
     /// The runner.
     pub fn runner(&self) -> &Arc<dyn Runner> {
         &self.inner.runner
     }
 
     /// The security policy the session runs under.
-    pub fn policy(&self) -> &crate::policy::SecurityPolicy {
+    pub fn policy(&self) -> &SecurityPolicy {
         &self.inner.policy
+    }
+
+    /// The labels on the session's container.
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        &self.inner.labels
+    }
+
+    /// When the session opened.
+    pub fn created(&self) -> SystemTime {
+        self.inner.created
     }
 
     /// True when the workdir sits on its own size-limited disk (writes past the limit get ENOSPC).
@@ -147,51 +188,5 @@ where
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(e.into()),
         (Err(e), _) => Err(e),
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        tracing::warn!(
-            session = %self.id,
-            "session dropped without close(); removing container {} in the background fallback",
-            self.container
-        );
-        let plan = crate::close::ClosePlan::of(self);
-        let connection = self.engine.connection().clone();
-        // A fresh thread with its own runtime and connection: blocking here cannot deadlock
-        // a current-thread runtime, and nothing depends on the caller's runtime being alive.
-        let worker = std::thread::Builder::new()
-            .name("sandpit-drop".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!("cannot start a runtime to remove {}: {e}", plan.container);
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match connection.connect().await {
-                        Ok(engine) => {
-                            if let Err(e) = plan.execute(&engine).await {
-                                tracing::error!("removing {} on drop failed: {e}", plan.container);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!("removing {} on drop failed: {e}", plan.container)
-                        }
-                    }
-                });
-            });
-        if let Ok(handle) = worker {
-            let _ = handle.join();
-        }
     }
 }

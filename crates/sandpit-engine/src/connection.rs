@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::{Docker, API_DEFAULT_VERSION};
+/// A connection setting that cannot work (bad `DOCKER_HOST`, TLS without certificates).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid connection settings: {0}")]
+pub struct ConnectionError(pub String);
 
-use crate::error::{chain, is_transport, Error, Result};
+type Result<T> = std::result::Result<T, ConnectionError>;
 
 /// The default local socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -135,8 +138,8 @@ impl Connection {
     ) -> Result<Self> {
         let Some(host) = host else {
             if tls_verify {
-                return Err(Error::InvalidConnection(
-                    "TLS verification was asked for but no TCP host was given: set DOCKER_HOST=tcp://HOST:2376 or --host".into(),
+                return Err(ConnectionError(
+                    "TLS verification was asked for but no TCP host was given: set DOCKER_HOST=tcp://HOST:2376".into(),
                 ));
             }
             return Ok(Self::local());
@@ -149,14 +152,14 @@ impl Connection {
         } else if let Some(a) = host.strip_prefix("https://") {
             a
         } else if host.contains("://") {
-            return Err(Error::InvalidConnection(format!(
+            return Err(ConnectionError(format!(
                 "unsupported DOCKER_HOST {host:?}: use unix:///path/to/docker.sock or tcp://HOST:PORT"
             )));
         } else {
             host
         };
         if addr.is_empty() {
-            return Err(Error::InvalidConnection(format!(
+            return Err(ConnectionError(format!(
                 "DOCKER_HOST {host:?} has no address: use tcp://HOST:PORT"
             )));
         }
@@ -167,7 +170,7 @@ impl Connection {
         };
         if tls_verify {
             let dir = cert_dir.ok_or_else(|| {
-                Error::InvalidConnection(
+                ConnectionError(
                     "TLS verification needs certificates: set DOCKER_CERT_PATH to a folder with ca.pem, cert.pem and key.pem".into(),
                 )
             })?;
@@ -203,99 +206,14 @@ impl Connection {
         &self.endpoint
     }
 
-    /// Connects and negotiates the API version, failing within the connect timeout.
-    pub async fn connect(&self) -> Result<Engine> {
-        let docker = self.client()?;
-        let endpoint = self.endpoint.to_string();
-        let negotiated = tokio::time::timeout(self.connect_timeout, docker.negotiate_version())
-            .await
-            .map_err(|_| Error::EngineUnreachable {
-                endpoint: endpoint.clone(),
-                reason: format!("no answer within {:?}", self.connect_timeout),
-            })?;
-        let docker = negotiated.map_err(|e| self.classify(e))?;
-        Ok(Engine {
-            docker,
-            connection: self.clone(),
-        })
+    /// How long connecting may take before the engine counts as unreachable.
+    pub fn connect_timeout_value(&self) -> Duration {
+        self.connect_timeout
     }
 
-    /// Turns a connection-time bollard error into the matching Sandpit error.
-    pub(crate) fn classify(&self, err: bollard::errors::Error) -> Error {
-        let endpoint = self.endpoint.to_string();
-        let reason = chain(&err);
-        if !is_transport(&err) {
-            return Error::NegotiateVersion {
-                endpoint,
-                source: err,
-            };
-        }
-        let lower = reason.to_lowercase();
-        let tls = matches!(self.endpoint, Endpoint::Tcp { tls: Some(_), .. });
-        if tls
-            && ["certificate", "tls", "handshake", "unknownissuer", "alert"]
-                .iter()
-                .any(|w| lower.contains(w))
-        {
-            Error::Tls { endpoint, reason }
-        } else {
-            Error::EngineUnreachable { endpoint, reason }
-        }
-    }
-
-    fn client(&self) -> Result<Docker> {
-        let secs = self.request_timeout.as_secs().max(1);
-        let endpoint = self.endpoint.to_string();
-        match &self.endpoint {
-            Endpoint::Unix(path) => {
-                if !path.exists() {
-                    return Err(Error::EngineUnreachable {
-                        endpoint,
-                        reason: format!("socket {} does not exist", path.display()),
-                    });
-                }
-                let p = path.to_string_lossy();
-                Docker::connect_with_unix(&p, secs, API_DEFAULT_VERSION).map_err(|e| {
-                    Error::EngineUnreachable {
-                        endpoint,
-                        reason: chain(&e),
-                    }
-                })
-            }
-            Endpoint::Tcp { addr, tls: None } => {
-                Docker::connect_with_http(&format!("tcp://{addr}"), secs, API_DEFAULT_VERSION)
-                    .map_err(|e| Error::InvalidConnection(chain(&e)))
-            }
-            Endpoint::Tcp {
-                addr,
-                tls: Some(files),
-            } => {
-                for (what, path) in [
-                    ("CA certificate", &files.ca),
-                    ("client certificate", &files.cert),
-                    ("client key", &files.key),
-                ] {
-                    if !path.is_file() {
-                        return Err(Error::InvalidConnection(format!(
-                            "{what} {} does not exist: pass --tlscacert/--tlscert/--tlskey or set DOCKER_CERT_PATH",
-                            path.display()
-                        )));
-                    }
-                }
-                Docker::connect_with_ssl(
-                    &format!("tcp://{addr}"),
-                    &files.key,
-                    &files.cert,
-                    &files.ca,
-                    secs,
-                    API_DEFAULT_VERSION,
-                )
-                .map_err(|e| Error::Tls {
-                    endpoint,
-                    reason: chain(&e),
-                })
-            }
-        }
+    /// The per-request timeout for engine calls that return at once.
+    pub fn request_timeout_value(&self) -> Duration {
+        self.request_timeout
     }
 }
 
@@ -316,53 +234,6 @@ fn strip_scheme(addr: &str) -> String {
     addr.trim_start_matches("tcp://")
         .trim_start_matches("https://")
         .to_string()
-}
-
-/// A connected engine: a bollard client whose API version was negotiated. Cheap to clone;
-/// share one between sessions of the same tokio runtime.
-#[derive(Clone)]
-pub struct Engine {
-    docker: Docker,
-    connection: Connection,
-}
-
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("endpoint", &self.connection.endpoint)
-            .field("api_version", &self.docker.client_version().to_string())
-            .finish()
-    }
-}
-
-impl Engine {
-    /// Connects to the engine named by the environment (see [`Connection::from_env`]).
-    pub async fn from_env() -> Result<Self> {
-        Connection::from_env()?.connect().await
-    }
-
-    /// The bollard client, for operations Sandpit does not wrap.
-    pub fn docker(&self) -> &Docker {
-        &self.docker
-    }
-
-    /// How this engine was reached.
-    pub fn connection(&self) -> &Connection {
-        &self.connection
-    }
-
-    /// The negotiated API version, e.g. `1.41`.
-    pub fn api_version(&self) -> String {
-        self.docker.client_version().to_string()
-    }
-
-    /// The engine's version information (`/version`).
-    pub async fn version(&self) -> Result<bollard::models::SystemVersion> {
-        self.docker
-            .version()
-            .await
-            .map_err(|e| self.connection.classify(e))
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,167 @@
+//! Library installs: once per library per session, with the network attached only while they
+//! run and every process of user code stopped meanwhile.
+
+use crate::error::{Error, Result};
+use crate::exec::exec_error;
+use crate::policy::Network;
+use crate::session::SandboxSession;
+use crate::step::{shell, HOUSEKEEPING};
+
+impl SandboxSession {
+    /// Installs libraries not yet installed in this session; each is installed once.
+    pub async fn install<S: AsRef<str>>(&self, libraries: &[S]) -> Result<()> {
+        self.check_open()?;
+        let inner = &self.inner;
+        let _alone = inner.install_lock.write().await;
+        let missing = self.missing_libraries(libraries)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let attach = inner.policy.network == Network::None;
+        if attach && !inner.network_hotplug {
+            return Err(Error::Unsupported {
+                what: format!("installing {} after the session opened", missing.join(", ")),
+                reason: format!(
+                    "the session runs under the {} runtime, which cannot attach a network to a running sandbox; give the libraries when opening the session (they are installed into its image first), or use an image that has them",
+                    inner.runtime.as_deref().unwrap_or("engine's default")
+                ),
+            });
+        }
+        if attach && !inner.late_installs {
+            return Err(Error::Refused(format!(
+                "installing {} after the session opened: the session was opened without late installs, so it has no way to a network; give the libraries when opening it",
+                missing.join(", ")
+            )));
+        }
+        if attach {
+            if let Err(e) = self.attach_network().await {
+                let _ = self.signal_user_processes("CONT").await;
+                return Err(e);
+            }
+        }
+        let installed = self.run_install_steps(&missing).await;
+        if attach {
+            self.detach_network().await?;
+            self.signal_user_processes("CONT").await?;
+        }
+        installed?;
+        self.mark_installed(missing);
+        Ok(())
+    }
+
+    /// Installs the libraries given at open: no user code runs yet, and the network (when user
+    /// code gets none) is still attached from creation.
+    pub(crate) async fn install_while_opening(&self, libraries: &[String]) -> Result<()> {
+        let missing = self.missing_libraries(libraries)?;
+        self.run_install_steps(&missing).await?;
+        self.mark_installed(missing);
+        Ok(())
+    }
+
+    /// The libraries not installed yet, each checked and named once.
+    fn missing_libraries<S: AsRef<str>>(&self, libraries: &[S]) -> Result<Vec<String>> {
+        let inner = &self.inner;
+        let installed = inner.installed.lock().expect("installed set poisoned");
+        let mut missing: Vec<String> = Vec::new();
+        for lib in libraries {
+            let lib = lib.as_ref().trim().to_string();
+            inner
+                .runner
+                .check_library(&lib)
+                .map_err(Error::InvalidInput)?;
+            if !installed.contains(&lib) && !missing.contains(&lib) {
+                missing.push(lib);
+            }
+        }
+        Ok(missing)
+    }
+
+    fn mark_installed(&self, libraries: Vec<String>) {
+        self.inner
+            .installed
+            .lock()
+            .expect("installed set poisoned")
+            .extend(libraries);
+    }
+
+    async fn run_install_steps(&self, missing: &[String]) -> Result<()> {
+        let inner = &self.inner;
+        for step in inner.runner.install(missing) {
+            let out = self
+                .exec_step(&step, inner.install_timeout, None, None, &[], None)
+                .await?;
+            if !out.success() {
+                let text = if out.stderr.trim().is_empty() {
+                    &out.stdout
+                } else {
+                    &out.stderr
+                };
+                let message = if out.timed_out {
+                    format!(
+                        "the install did not finish within {:?}",
+                        inner.install_timeout
+                    )
+                } else {
+                    tail(text, 20)
+                };
+                return Err(Error::LibraryInstall {
+                    libraries: missing.join(", "),
+                    exit_code: out.exit_code,
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the container the bridge for an install. Every process of user code (a kernel,
+    /// anything a run left behind) is stopped first and resumed after the network is gone, so
+    /// nothing of the user's ever runs while the container has a network.
+    async fn attach_network(&self) -> Result<()> {
+        let inner = &self.inner;
+        self.signal_user_processes("STOP").await?;
+        inner
+            .engine
+            .connect_network(&inner.container, "bridge")
+            .await
+            .map_err(|e| network_error(&inner.container, e))
+    }
+
+    /// Sends a signal to every process of the sandbox user but the sender.
+    async fn signal_user_processes(&self, signal: &str) -> Result<()> {
+        let sweep = shell(&format!("kill -{signal} -1 2>/dev/null; true"));
+        self.exec_step(&sweep, HOUSEKEEPING, None, None, &[], None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn detach_network(&self) -> Result<()> {
+        crate::open::detach_default_network(&self.inner.engine, &self.inner.container).await
+    }
+
+    /// Libraries installed by this session so far.
+    pub fn installed_libraries(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .inner
+            .installed
+            .lock()
+            .expect("installed set poisoned")
+            .iter()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn network_error(container: &str, e: sandpit_engine::EngineError) -> Error {
+    match exec_error(container, e) {
+        Error::Exec { container, cause } => Error::Network { container, cause },
+        other => other,
+    }
+}
