@@ -1,12 +1,14 @@
 //! Integration tests against a real Docker engine (`scripts/test.sh` starts one).
 //! One binary, shared helpers in `support`.
 
+mod flaky;
 mod support;
 
 mod cli;
 mod connection;
 mod copy;
 mod examples;
+mod faults;
 mod gc;
 mod images;
 mod kernel;

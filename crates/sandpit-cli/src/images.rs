@@ -1,10 +1,8 @@
 //! `sandpit images build|list`.
 
-use std::sync::Arc;
-
 use anyhow::Result;
 use clap::Subcommand;
-use sandpit::image::{self, Progress};
+use sandpit::image;
 use sandpit::Language;
 
 use crate::connect::ConnectionArgs;
@@ -33,13 +31,14 @@ pub async fn images(conn: &ConnectionArgs, cmd: ImagesCommand) -> Result<u8> {
                     .map(|l| l.parse::<Language>())
                     .collect::<Result<_, _>>()?
             };
-            let progress: Progress =
-                Arc::new(|line: &str| eprintln!("  {}", crate::progress_line(line)));
             for language in languages {
                 let spec = sandpit::runner(language).default_image();
                 let started = std::time::Instant::now();
                 eprintln!("building {} ...", spec.tag);
-                image::build_default_image(&engine, &spec, &progress).await?;
+                let progress = crate::progress::Reporter::new("  ");
+                let built = image::build_default_image(&engine, &spec, &progress.sink()).await;
+                progress.finish();
+                built?;
                 eprintln!(
                     "built {} in {:.1} s",
                     spec.tag,

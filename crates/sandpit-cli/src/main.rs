@@ -7,6 +7,7 @@ mod connect;
 mod doctor;
 mod gc;
 mod images;
+mod progress;
 mod raw;
 mod run;
 

@@ -119,13 +119,19 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     let timeout = Duration::from_secs_f64(args.timeout);
     let output_limit = size(&args.output_limit, "--output-limit")?;
 
+    // A one-shot knows its libraries up front: they go in while the session opens, and a
+    // session without them needs no network at all.
     let mut builder = SandboxSession::builder()
         .language(language)
+        .libraries(&args.libs)
+        .late_installs(false)
         .engine(conn.engine().await?)
         .policy(policy)
         .timeout(timeout)
-        .output_limit(output_limit as usize)
-        .on_progress(|line| eprintln!("[image] {}", crate::progress_line(line)));
+        .output_limit(output_limit as usize);
+    let progress = crate::progress::Reporter::new("[image] ");
+    let sink = progress.sink();
+    builder = builder.on_progress(move |line| sink(line));
     if let Some(image) = &args.image {
         builder = builder.image(image);
     }
@@ -138,8 +144,10 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
         }
         builder = builder.extra_ca_certificates(ca);
     }
-    let session = builder.open().await?;
-    let mut options = RunOptions::new().libraries(&args.libs).args(&args.args);
+    let session = builder.open().await;
+    progress.finish();
+    let session = session?;
+    let mut options = RunOptions::new().args(&args.args);
     if let Some(data) = stdin {
         options = options.stdin(data);
     }

@@ -22,10 +22,10 @@ elif [ -n "${SANDPIT_KEEP_STDIN:-}" ]; then unset SANDPIT_KEEP_STDIN
 else exec 0</dev/null; fi
 [ -n "${SANDPIT_RELAY:-}" ] || exec "$@"
 unset SANDPIT_RELAY
-d=$(mktemp -d /tmp/.sandpit-relay.XXXXXX) && mkfifo "$d/o" "$d/e" || exit 125
-cat "$d/o" & cat "$d/e" >&2 &
-"$@" >"$d/o" 2>"$d/e"; s=$?
-wait; rm -rf "$d"; exit $s"#;
+f=/tmp/.sandpit-status-$SANDPIT_EXEC
+exec 3>&1
+{ { "$@" 2>&4; echo $? >"$f"; } | cat >&3; } 4>&1 | cat >&2
+s=125; read s <"$f" 2>/dev/null; rm -f "$f"; exit $s"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
 /// so that processes forked meanwhile are caught too; then waits (up to 5 s) for the zombies

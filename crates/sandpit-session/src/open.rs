@@ -68,6 +68,9 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
 
     let id = crate::ids::random_hex(12);
     let language = runner.language();
+    let t0 = std::time::Instant::now();
+    let log_id = id.clone();
+    let step = move |what: &str| tracing::debug!(target: "sandpit::open", "{log_id}: {what} after {:?}", t0.elapsed());
     let labels = session_labels(&id, language.name(), &b);
     let progress = b.progress.clone().unwrap_or_else(quiet);
     let image_step = async {
@@ -88,6 +91,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
     let prepare_step = prepare(&engine, &b, &id, &labels);
     let (provided, prepared): (Result<(String, bool)>, Result<Prepared>) =
         tokio::join!(image_step, prepare_step);
+    step("image checked and disk prepared");
     let (prepared, (mut image, built_image)) = match (prepared, provided) {
         (Ok(p), Ok(i)) => (p, i),
         (prepared, provided) => {
@@ -142,6 +146,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         labels.clone(),
     )
     .await;
+    step("created and started");
     if let Err(e) = created {
         let _ = remove_container(&engine, &container).await;
         discard_disk(&engine, &prepared).await;
@@ -193,6 +198,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         let _ = session.close().await;
         return Err(e);
     }
+    step("set up");
     Ok(session)
 }
 
@@ -358,6 +364,7 @@ async fn create_and_start(
         runtime: prepared.runtime.clone(),
         gvisor: prepared.gvisor,
     });
+    tracing::debug!(target: "sandpit::open", "{container}: creating");
     engine.create_container(&spec).await.map_err(|e| {
         Error::engine(e, |cause| Error::CreateContainer {
             image: image.to_string(),
@@ -413,6 +420,7 @@ async fn create_and_start(
     uploaded?;
     detached?;
 
+    tracing::debug!(target: "sandpit::open", "{container}: created, files placed");
     engine.start_container(container).await.map_err(|e| {
         Error::engine(e, |cause| Error::StartContainer {
             container: container.to_string(),
