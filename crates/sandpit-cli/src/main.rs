@@ -7,9 +7,11 @@ mod connect;
 mod doctor;
 mod gc;
 mod images;
+mod keys;
 mod progress;
 mod raw;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -48,6 +50,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Remove containers, volumes and disks left by processes that died without closing.
     Gc,
+    /// Serve the HTTP API: sessions, runs, files, packages, keys.
+    Serve(serve::ServeArgs),
+    /// Make, list and revoke the server's API keys.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +99,8 @@ fn main() -> ExitCode {
             Command::Doctor => doctor::doctor(&cli.connection).await,
             Command::Bench(args) => bench::bench(&cli.connection, args).await,
             Command::Gc => gc::gc(&cli.connection).await,
+            Command::Serve(args) => serve::serve(&cli.connection, args).await,
+            Command::Keys(args) => keys::keys(args),
         }
     });
     match result {

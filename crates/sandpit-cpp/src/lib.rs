@@ -8,7 +8,7 @@
 //!   installed with apt-get as root; `apt:` in front of a name is accepted and ignored.
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, Language, Package, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/cpp/Dockerfile");
@@ -48,6 +48,42 @@ impl Runner for CppRunner {
     fn install(&self, libraries: &[String]) -> Vec<Command> {
         let packages: Vec<&str> = libraries.iter().map(|l| debian_name(l)).collect();
         vec![sandpit_session::debian::apt_install(&packages)]
+    }
+
+    fn package_spec(&self, name: &str, version: &str) -> String {
+        format!("{name}={version}")
+    }
+
+    fn uninstall(&self, names: &[String]) -> Option<Vec<Command>> {
+        let mut argv: Vec<String> = ["apt-get", "remove", "--yes", "--quiet"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        argv.extend(names.iter().map(|n| debian_name(n).to_string()));
+        Some(vec![Command::new(argv)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .as_root()])
+    }
+
+    fn list_packages(&self) -> Option<Command> {
+        Some(Command::new([
+            "dpkg-query",
+            "--show",
+            "--showformat=${Package}\t${Version}\n",
+        ]))
+    }
+
+    fn parse_packages(&self, output: &str) -> Vec<Package> {
+        output
+            .lines()
+            .filter_map(|line| {
+                let (name, version) = line.split_once('\t')?;
+                Some(Package {
+                    name: name.to_string(),
+                    version: Some(version.to_string()),
+                })
+            })
+            .collect()
     }
 
     fn run(&self, source: &str) -> RunPlan {

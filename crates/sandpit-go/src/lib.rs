@@ -97,6 +97,10 @@ impl Runner for GoRunner {
         vec![Command::new(argv)]
     }
 
+    fn package_spec(&self, name: &str, version: &str) -> String {
+        format!("{name}@{version}")
+    }
+
     fn run(&self, source: &str) -> RunPlan {
         RunPlan {
             compile: vec![Command::new(["/bin/sh", "-c", BUILD, BINARY, source])],

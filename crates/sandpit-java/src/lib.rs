@@ -93,6 +93,10 @@ impl Runner for JavaRunner {
         vec![Command::new(argv).as_root()]
     }
 
+    fn package_spec(&self, name: &str, version: &str) -> String {
+        format!("{name}:{version}")
+    }
+
     fn run(&self, source: &str) -> RunPlan {
         let compile = Command::new([
             "java",

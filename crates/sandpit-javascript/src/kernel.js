@@ -467,6 +467,15 @@ function mainThread() {
   }
 
   function listen() {
+    // The session's environment comes with each request: variables set since the last one are
+    // set, and the ones it set before that are gone now are removed.
+    let managed = new Set();
+    const applyEnv = (env) => {
+      if (!env) return;
+      for (const key of managed) if (!(key in env)) delete process.env[key];
+      for (const [key, value] of Object.entries(env)) process.env[key] = String(value);
+      managed = new Set(Object.keys(env));
+    };
     const input = new net.Socket({ fd: REQUESTS, readable: true, writable: false });
     input.setEncoding('utf8');
     let buffered = '';
@@ -484,7 +493,8 @@ function mainThread() {
           continue;
         }
         const code = typeof request.code === 'string' ? request.code : '';
-        queue = queue.then(() => handle(code)).catch(fatal);
+        const env = request.env && typeof request.env === 'object' ? request.env : null;
+        queue = queue.then(() => { applyEnv(env); return handle(code); }).catch(fatal);
       }
     });
     input.on('end', () => process.exit(0));

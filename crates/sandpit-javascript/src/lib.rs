@@ -9,7 +9,7 @@
 //!   through the session's extra CA certificates (`NODE_EXTRA_CA_CERTS`).
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, KernelSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, KernelSpec, Language, Package, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/javascript/Dockerfile");
@@ -78,6 +78,64 @@ impl Runner for JavaScriptRunner {
             .collect();
         argv.extend(libraries.iter().map(|l| l.trim().to_string()));
         vec![Command::new(argv)]
+    }
+
+    fn package_spec(&self, name: &str, version: &str) -> String {
+        format!("{name}@{version}")
+    }
+
+    fn upgrade(&self, libraries: &[String]) -> Option<Vec<Command>> {
+        let latest: Vec<String> = libraries
+            .iter()
+            .map(|l| {
+                // `@scope/name` keeps its leading `@`; only a version after the name counts.
+                if l[1..].contains('@') {
+                    l.clone()
+                } else {
+                    format!("{l}@latest")
+                }
+            })
+            .collect();
+        Some(self.install(&latest))
+    }
+
+    fn uninstall(&self, names: &[String]) -> Option<Vec<Command>> {
+        let mut argv: Vec<String> = [
+            "npm",
+            "uninstall",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        argv.extend(names.iter().cloned());
+        Some(vec![Command::new(argv)])
+    }
+
+    fn list_packages(&self) -> Option<Command> {
+        // `npm ls` exits 1 for an empty or unusual tree; its JSON is what counts.
+        Some(Command::new([
+            "/bin/sh",
+            "-c",
+            "npm ls --json --depth=0 2>/dev/null; true",
+        ]))
+    }
+
+    fn parse_packages(&self, output: &str) -> Vec<Package> {
+        let tree: serde_json::Value = serde_json::from_str(output.trim()).unwrap_or_default();
+        tree["dependencies"]
+            .as_object()
+            .map(|deps| {
+                deps.iter()
+                    .map(|(name, d)| Package {
+                        name: name.clone(),
+                        version: d["version"].as_str().map(String::from),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn run(&self, source: &str) -> RunPlan {

@@ -240,6 +240,22 @@ try:
 except Exception:  # noqa: BLE001 - no IPython in this image
     RUN, FLAVOUR = make_plain(), "plain"
 
+MANAGED_ENV = set()
+
+
+def apply_env(env):
+    """The session's environment comes with each request: variables set since the last one are
+    set, and the ones it set before that are gone now are removed."""
+    global MANAGED_ENV
+    if not isinstance(env, dict):
+        return
+    for key in MANAGED_ENV - set(env):
+        os.environ.pop(key, None)
+    for key, value in env.items():
+        os.environ[str(key)] = str(value)
+    MANAGED_ENV = set(env)
+
+
 send({"type": "ready", "pid": os.getpid(), "flavour": FLAVOUR})
 STDIN = io.TextIOWrapper(os.fdopen(0, "rb", buffering=0), encoding="utf-8")
 while True:
@@ -254,6 +270,7 @@ while True:
     except ValueError:
         continue
     started = time.monotonic()
+    apply_env(request.get("env"))
     try:
         error = RUN(request.get("code", ""))
         if os.getpid() != KERNEL_PID:

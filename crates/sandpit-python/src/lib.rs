@@ -2,7 +2,7 @@
 //! libraries installed with pip into it.
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, KernelSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, KernelSpec, Language, Package, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/python/Dockerfile");
@@ -59,6 +59,7 @@ impl Runner for PythonRunner {
     }
 
     fn install(&self, libraries: &[String]) -> Vec<Command> {
+        // `pip install --upgrade` is this with the flag after `install` (see `upgrade`).
         let mut argv: Vec<String> = [
             "python",
             "-m",
@@ -84,6 +85,46 @@ impl Runner for PythonRunner {
         }
     }
 
+    fn upgrade(&self, libraries: &[String]) -> Option<Vec<Command>> {
+        let mut step = self.install(libraries).remove(0);
+        step.argv.insert(4, "--upgrade".into());
+        Some(vec![step])
+    }
+
+    fn uninstall(&self, names: &[String]) -> Option<Vec<Command>> {
+        let mut argv = pip(&["uninstall", "--yes"]);
+        argv.extend(names.iter().cloned());
+        Some(vec![Command::new(argv).as_root()])
+    }
+
+    fn list_packages(&self) -> Option<Command> {
+        Some(Command::new(pip(&["list", "--format=json"])))
+    }
+
+    fn parse_packages(&self, output: &str) -> Vec<Package> {
+        let list: Vec<serde_json::Value> = serde_json::from_str(output.trim()).unwrap_or_default();
+        list.iter()
+            .filter_map(|p| {
+                Some(Package {
+                    name: p["name"].as_str()?.to_string(),
+                    version: p["version"].as_str().map(String::from),
+                })
+            })
+            .collect()
+    }
+
+    fn requirements(&self) -> Option<Command> {
+        let argv = pip(&[
+            "install",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            "-r",
+            "/dev/stdin",
+        ]);
+        Some(Command::new(argv).as_root())
+    }
+
     fn run_capturing_plots(&self, source: &str) -> Option<RunPlan> {
         Some(RunPlan {
             compile: Vec::new(),
@@ -98,6 +139,17 @@ impl Runner for PythonRunner {
             argv: vec!["python".into(), "-u".into()],
         })
     }
+}
+
+/// `python -m pip ARGS... --disable-pip-version-check`.
+fn pip(args: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = ["python", "-m", "pip"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.push("--disable-pip-version-check".into());
+    argv
 }
 
 #[cfg(test)]

@@ -223,6 +223,17 @@ module SandpitKernel
     send_frame({ type: "done" })
   end
 
+  # The session's environment comes with each request: variables set since the last one are
+  # set, and the ones it set before that are gone now are removed.
+  @managed_env = []
+  def self.apply_env(env)
+    return unless env.is_a?(Hash)
+
+    (@managed_env - env.keys).each { |key| ENV.delete(key) }
+    env.each { |key, value| ENV[key.to_s] = value.to_s }
+    @managed_env = env.keys
+  end
+
   def self.main
     Thread.handle_interrupt(Interrupt => :never) do
       send_frame({ type: "ready", pid: Process.pid, flavour: "binding" })
@@ -235,6 +246,7 @@ module SandpitKernel
         end
         n += 1
         code = request.is_a?(Hash) && request["code"].is_a?(String) ? request["code"] : ""
+        apply_env(request["env"]) if request.is_a?(Hash)
         run(code, n)
       end
     end

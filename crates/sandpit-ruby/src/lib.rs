@@ -10,7 +10,7 @@
 //! Both installs run as root, outside the workdir; user code can read, not change, them.
 #![deny(missing_docs)]
 
-use sandpit_session::{Command, ImageSpec, KernelSpec, Language, RunPlan, Runner};
+use sandpit_session::{Command, ImageSpec, KernelSpec, Language, Package, RunPlan, Runner};
 
 /// The default image's Dockerfile.
 pub const DOCKERFILE: &str = include_str!("../../../images/ruby/Dockerfile");
@@ -129,6 +129,62 @@ impl Runner for RubyRunner {
             steps.push(Command::new(argv).as_root());
         }
         steps
+    }
+
+    fn package_spec(&self, name: &str, version: &str) -> String {
+        match source(name) {
+            Source::Apt(_) => format!("{name}={version}"),
+            Source::Gem(_) => format!("{name}:{version}"),
+        }
+    }
+
+    fn uninstall(&self, names: &[String]) -> Option<Vec<Command>> {
+        let gems: Vec<String> = names
+            .iter()
+            .filter_map(|n| match source(n) {
+                Source::Gem(g) => Some(g.split(':').next().unwrap_or(g).to_string()),
+                Source::Apt(_) => None,
+            })
+            .collect();
+        if gems.len() != names.len() {
+            // Debian packages are part of the image's system; they stay.
+            return None;
+        }
+        let mut argv: Vec<String> = [
+            "gem",
+            "uninstall",
+            "--all",
+            "--executables",
+            "--ignore-dependencies",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        argv.extend(gems);
+        Some(vec![Command::new(argv).as_root()])
+    }
+
+    fn list_packages(&self) -> Option<Command> {
+        Some(Command::new(["gem", "list", "--local"]))
+    }
+
+    fn parse_packages(&self, output: &str) -> Vec<Package> {
+        // `name (1.2.3, default: 1.2.0)`
+        output
+            .lines()
+            .filter_map(|line| {
+                let (name, rest) = line.trim().split_once(" (")?;
+                let version = rest
+                    .trim_end_matches(')')
+                    .split(',')
+                    .next()
+                    .map(|v| v.trim().trim_start_matches("default:").trim().to_string());
+                Some(Package {
+                    name: name.to_string(),
+                    version,
+                })
+            })
+            .collect()
     }
 
     fn run(&self, source: &str) -> RunPlan {

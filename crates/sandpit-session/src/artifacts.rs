@@ -32,8 +32,10 @@ impl SandboxSession {
                 output_limit: MAX_ARTIFACT_BYTES,
                 inline_file: None,
                 stdin_path: None,
+                stdin_data: None,
                 sink: None,
                 watch: false,
+                stats: false,
             },
         )
         .await?;

@@ -86,19 +86,12 @@ impl SandboxSession {
         if options.as_root {
             cmd = cmd.as_root();
         }
-        let stdin_path = match &options.stdin {
-            Some(data) => {
-                let name = format!("stdin-{}", crate::ids::random_hex(12));
-                Some(self.upload_io(&name, data, 0o600).await?)
-            }
-            None => None,
-        };
         let timeout = options.timeout.unwrap_or(self.inner.timeout);
         self.exec_step(
             &cmd,
             timeout,
             None,
-            stdin_path,
+            options.stdin.clone(),
             &options.env,
             options.on_output.clone(),
         )

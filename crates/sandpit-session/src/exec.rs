@@ -7,25 +7,39 @@ use futures_util::StreamExt;
 use sandpit_engine::{Engine, EngineError, ExecChunk, ExecRequest, ExecStream};
 
 use crate::error::{Error, Result};
-use crate::output::{ExecOutput, OutputChunk, OutputSink, StreamKind};
+use crate::output::{ExecOutput, OutputChunk, OutputSink, RunUsage, StreamKind};
 use crate::runner::User;
 
 /// Writes the inline source file and the stdin redirection, then becomes the program.
 /// Each exec carries `SANDPIT_EXEC=<id>` so that a timeout can find every process it forked.
 ///
 /// With `SANDPIT_RELAY` set (gVisor), the program's output goes through `cat`: this gVisor
-/// drops all but the first 64 KiB of a single large write to an exec's output pipe.
+/// drops all but the first 64 KiB of a single large write to an exec's output pipe. With
+/// `SANDPIT_STATS` set, the wrapper stays the program's parent and, once it ended, writes one
+/// last line on stderr (see [`STATS_TRAILER`]): the container's CPU time before and after
+/// (cgroup counters, read with shell builtins, so no process is started) and its memory peak.
 pub(crate) const WRAPPER: &str = r#"if [ -n "${SANDPIT_SOURCE_PATH:-}" ]; then printf '%s' "$SANDPIT_SOURCE" > "$SANDPIT_SOURCE_PATH" || exit 125; fi
 unset SANDPIT_SOURCE SANDPIT_SOURCE_PATH
 if [ -n "${SANDPIT_STDIN:-}" ]; then s=$SANDPIT_STDIN; unset SANDPIT_STDIN; exec 0<"$s"; rm -f "$s" 2>/dev/null
 elif [ -n "${SANDPIT_KEEP_STDIN:-}" ]; then unset SANDPIT_KEEP_STDIN
 else exec 0</dev/null; fi
-[ -n "${SANDPIT_RELAY:-}" ] || exec "$@"
-unset SANDPIT_RELAY
-f=/tmp/.sandpit-status-$SANDPIT_EXEC
-exec 3>&1
-{ { "$@" 2>&4; echo $? >"$f"; } | cat >&3; } 4>&1 | cat >&2
-s=125; read s <"$f" 2>/dev/null; rm -f "$f"; exit $s"#;
+sp_cpu() { sp_c=-; read sp_c 2>/dev/null </sys/fs/cgroup/cpuacct/cpuacct.usage || { read sp_k sp_c 2>/dev/null </sys/fs/cgroup/cpu.stat && sp_c=${sp_c}000; } || sp_c=-; }
+sp_stats=${SANDPIT_STATS:-}; unset SANDPIT_STATS
+if [ -z "${SANDPIT_RELAY:-}" ]; then
+  [ -n "$sp_stats" ] || exec "$@"
+  sp_cpu; sp_c0=$sp_c; "$@"; s=$?
+else
+  unset SANDPIT_RELAY; sp_cpu; sp_c0=$sp_c
+  f=/tmp/.sandpit-status-$SANDPIT_EXEC
+  exec 3>&1
+  { { "$@" 2>&4; echo $? >"$f"; } | cat >&3; } 4>&1 | cat >&2
+  s=125; read s 2>/dev/null <"$f"; rm -f "$f"
+fi
+if [ -n "$sp_stats" ]; then
+  sp_cpu; sp_m=-; read sp_m 2>/dev/null </sys/fs/cgroup/memory/memory.max_usage_in_bytes || read sp_m 2>/dev/null </sys/fs/cgroup/memory.peak || sp_m=-
+  printf '\036SANDPIT-STATS %s %s %s\n' "$sp_c0" "$sp_c" "$sp_m" >&2
+fi
+exit $s"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
 /// so that processes forked meanwhile are caught too; then waits (up to 5 s) for the zombies
@@ -47,6 +61,9 @@ while [ $n -lt 50 ]; do
   sleep 0.1; n=$((n+1))
 done
 exit 0"#;
+
+/// The start of the wrapper's statistics line on stderr.
+pub(crate) const STATS_TRAILER: &[u8] = b"SANDPIT-STATS ";
 
 /// How often a watched command checks that its container still runs.
 pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(1);
@@ -76,11 +93,16 @@ pub(crate) struct ExecSpec {
     pub inline_file: Option<(String, String)>,
     /// A file in the container to use as standard input (removed once opened).
     pub stdin_path: Option<String>,
+    /// Bytes to feed the command's standard input over the exec's attached stream (closed
+    /// after them, so the command sees the end).
+    pub stdin_data: Option<Vec<u8>>,
     /// Receives output as it arrives.
     pub sink: Option<OutputSink>,
     /// Check every second that the container still runs (gVisor leaves the streams of a
     /// sandbox that died open).
     pub watch: bool,
+    /// Measure the command's CPU time and the memory peak (see [`WRAPPER`]).
+    pub stats: bool,
 }
 
 pub(crate) fn user_name(user: User) -> &'static str {
@@ -119,6 +141,10 @@ impl Capped {
 
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
     }
 }
 
@@ -211,11 +237,18 @@ impl Drop for KillOnDrop {
 }
 
 /// Runs `spec` to completion or timeout. Dropping the future kills the command's processes.
-pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Result<ExecOutput> {
+pub(crate) async fn exec_raw(
+    engine: &Engine,
+    container: &str,
+    spec: ExecSpec,
+) -> Result<RawOutput> {
     let marker = new_marker();
     let mut env = vec![format!("SANDPIT_EXEC={marker}")];
     if spec.watch {
         env.push("SANDPIT_RELAY=1".into());
+    }
+    if spec.stats {
+        env.push("SANDPIT_STATS=1".into());
     }
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     if let Some((path, text)) = &spec.inline_file {
@@ -225,30 +258,52 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
     if let Some(path) = &spec.stdin_path {
         env.push(format!("SANDPIT_STDIN={path}"));
     }
+    if spec.stdin_data.is_some() {
+        env.push("SANDPIT_KEEP_STDIN=1".into());
+    }
     let request = wrapped_request(
         &spec.argv,
         env,
         spec.user,
         Some(spec.workdir.clone()),
-        false,
+        spec.stdin_data.is_some(),
     );
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + spec.timeout;
-    let ExecStream { id, mut output, .. } = engine
+    let ExecStream {
+        id,
+        mut output,
+        input,
+    } = engine
         .start_exec(container, &request)
         .await
         .map_err(|e| exec_error(container, e))?;
     let guard = KillOnDrop::new(engine, container, spec.user, &marker);
+    // Standard input is written while the output is read: a command may answer as it reads.
+    let feeder = match (input, spec.stdin_data) {
+        (Some(mut input), Some(data)) => Some(AbortOnDrop(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = input.write_all(&data).await;
+            let _ = input.flush().await;
+            let _ = input.shutdown().await;
+        }))),
+        _ => None,
+    };
 
-    let mut stdout = Capped::new(spec.output_limit);
-    let mut stderr = Capped::new(spec.output_limit);
+    let mut out = Collector {
+        stdout: Capped::new(spec.output_limit),
+        stderr: Capped::new(spec.output_limit),
+        sink: spec.sink.as_ref(),
+        trailer: None,
+        stats: spec.stats,
+    };
     let mut timed_out = false;
     let mut watch = tokio::time::interval(WATCH_EVERY);
     watch.tick().await;
     loop {
         tokio::select! {
             next = tokio::time::timeout_at(deadline, output.next()) => match next {
-                Ok(Some(Ok(chunk))) => collect(chunk, &mut stdout, &mut stderr, spec.sink.as_ref()),
+                Ok(Some(Ok(chunk))) => out.take(chunk),
                 Ok(Some(Err(e))) => return Err(exec_error(container, e)),
                 Ok(None) => break,
                 Err(_) => {
@@ -269,10 +324,11 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
         // Output written before the kill may still be in flight.
         let grace = tokio::time::Instant::now() + Duration::from_secs(2);
         while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(grace, output.next()).await {
-            collect(chunk, &mut stdout, &mut stderr, spec.sink.as_ref());
+            out.take(chunk);
         }
     }
     drop(output);
+    drop(feeder);
     guard.disarm();
     let duration = started.elapsed();
     // Under gVisor a sandbox that died ends its streams with the runtime's last words.
@@ -282,22 +338,65 @@ pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Re
         });
     }
     let status = exit_status(engine, container, &id, timed_out).await?;
-    let (out_text, err_text) = (stdout.text(), stderr.text());
-    if status.code == 126 && runtime_failure(&out_text, &err_text) {
+    let err_text = out.stderr.text();
+    if status.code == 126 && runtime_failure(&out.stdout.text(), &err_text) {
         return Err(Error::ExecStart {
             container: container.to_string(),
-            reason: start_failure(&out_text, &err_text),
+            reason: start_failure(&out.stdout.text(), &err_text),
         });
     }
-    Ok(ExecOutput {
-        stdout: out_text,
-        stderr: err_text,
+    Ok(RawOutput {
+        usage: out.usage(),
+        truncated: out.stdout.truncated || out.stderr.truncated,
+        stdout: out.stdout.into_bytes(),
+        stderr: out.stderr.into_bytes(),
         exit_code: status.code,
         timed_out,
-        truncated: stdout.truncated || stderr.truncated,
-        oom_killed: false,
         duration,
     })
+}
+
+/// A task aborted when its handle drops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// An exec's outcome with its output as bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct RawOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub exit_code: i64,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub duration: Duration,
+    pub usage: Option<RunUsage>,
+}
+
+impl From<RawOutput> for ExecOutput {
+    fn from(raw: RawOutput) -> Self {
+        ExecOutput {
+            stdout: String::from_utf8_lossy(&raw.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&raw.stderr).into_owned(),
+            exit_code: raw.exit_code,
+            timed_out: raw.timed_out,
+            truncated: raw.truncated,
+            oom_killed: false,
+            duration: raw.duration,
+            usage: raw.usage,
+        }
+    }
+}
+
+/// Runs `spec` to completion or timeout, its output as text.
+pub(crate) async fn exec(engine: &Engine, container: &str, spec: ExecSpec) -> Result<ExecOutput> {
+    exec_raw(engine, container, spec)
+        .await
+        .map(ExecOutput::from)
 }
 
 /// True when output is the runtime's report that it could not start the process (the engine
@@ -330,10 +429,67 @@ fn start_failure(stdout: &str, stderr: &str) -> String {
     }
 }
 
-fn collect(chunk: ExecChunk, stdout: &mut Capped, stderr: &mut Capped, sink: Option<&OutputSink>) {
-    let (kind, kept) = match chunk.stream {
-        StreamKind::Stdout => (StreamKind::Stdout, stdout.push(&chunk.data)),
-        StreamKind::Stderr => (StreamKind::Stderr, stderr.push(&chunk.data)),
+/// Where an exec's output goes while it arrives.
+struct Collector<'a> {
+    stdout: Capped,
+    stderr: Capped,
+    sink: Option<&'a OutputSink>,
+    /// The wrapper's statistics line, once seen (it is never output).
+    trailer: Option<Vec<u8>>,
+    stats: bool,
+}
+
+impl Collector<'_> {
+    fn take(&mut self, chunk: ExecChunk) {
+        let mut data: &[u8] = &chunk.data;
+        if chunk.stream == StreamKind::Stderr && (self.stats || self.trailer.is_some()) {
+            if let Some(trailer) = &mut self.trailer {
+                trailer.extend_from_slice(data);
+                return;
+            }
+            if let Some(at) = find(data, STATS_TRAILER) {
+                self.trailer = Some(data[at..].to_vec());
+                data = &data[..at];
+            }
+        }
+        collect(
+            chunk.stream,
+            data,
+            &mut self.stdout,
+            &mut self.stderr,
+            self.sink,
+        );
+    }
+
+    /// CPU time and memory peak from the statistics line.
+    fn usage(&self) -> Option<RunUsage> {
+        let line = self.trailer.as_ref()?;
+        let text = String::from_utf8_lossy(&line[STATS_TRAILER.len()..]);
+        let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+        let (before, after, peak) = (fields.next()?, fields.next()?, fields.next()?);
+        Some(RunUsage {
+            cpu: before
+                .zip(after)
+                .map(|(b, a)| Duration::from_nanos(a.saturating_sub(b))),
+            memory_peak_bytes: peak,
+        })
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn collect(
+    stream: StreamKind,
+    data: &[u8],
+    stdout: &mut Capped,
+    stderr: &mut Capped,
+    sink: Option<&OutputSink>,
+) {
+    let (kind, kept) = match stream {
+        StreamKind::Stdout => (StreamKind::Stdout, stdout.push(data)),
+        StreamKind::Stderr => (StreamKind::Stderr, stderr.push(data)),
     };
     if let (Some(sink), false) = (sink, kept.is_empty()) {
         sink.send(OutputChunk {

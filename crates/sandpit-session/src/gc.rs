@@ -163,31 +163,8 @@ fn young(created: Option<String>) -> bool {
     // RFC 3339: compare the date-time prefix against now minus ten minutes, both in UTC.
     let cutoff = SystemTime::now()
         .checked_sub(Duration::from_secs(600))
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| rfc3339_prefix(d.as_secs()));
-    cutoff.is_some_and(|c| created.get(..19).is_some_and(|p| p > c.as_str()))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` for unix seconds (UTC).
-fn rfc3339_prefix(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+        .map(crate::time::rfc3339);
+    cutoff.is_some_and(|c| created.get(..19).is_some_and(|p| p > &c[..19]))
 }
 
 #[cfg(test)]
@@ -218,11 +195,5 @@ mod tests {
             removable(&labels("elsewhere:1:1", now + 10), now, &host),
             None
         );
-    }
-
-    #[test]
-    fn formats_utc_dates() {
-        assert_eq!(rfc3339_prefix(0), "1970-01-01T00:00:00");
-        assert_eq!(rfc3339_prefix(1_795_000_000), "2026-11-18T11:06:40");
     }
 }

@@ -11,16 +11,32 @@ impl SandboxSession {
     /// Installs libraries not yet installed in this session; each is installed once.
     pub async fn install<S: AsRef<str>>(&self, libraries: &[S]) -> Result<()> {
         self.check_open()?;
-        let inner = &self.inner;
-        let _alone = inner.install_lock.write().await;
-        let missing = self.missing_libraries(libraries)?;
+        let missing = {
+            let _alone = self.inner.install_lock.read().await;
+            self.missing_libraries(libraries)?
+        };
         if missing.is_empty() {
             return Ok(());
         }
+        let steps = self.inner.runner.install(&missing);
+        self.install_steps(&missing, steps, None).await
+    }
+
+    /// Runs install steps with the network the session's code never sees: every process of
+    /// user code is stopped, the network attached, the steps run, the network detached, the
+    /// processes continued. `what` is marked installed when they all succeed.
+    pub(crate) async fn install_steps(
+        &self,
+        what: &[String],
+        steps: Vec<crate::runner::Command>,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.check_open()?;
+        let inner = &self.inner;
         let attach = inner.policy.network == Network::None;
         if attach && !inner.network_hotplug {
             return Err(Error::Unsupported {
-                what: format!("installing {} after the session opened", missing.join(", ")),
+                what: format!("installing {} after the session opened", what.join(", ")),
                 reason: format!(
                     "the session runs under the {} runtime, which cannot attach a network to a running sandbox; give the libraries when opening the session (they are installed into its image first), or use an image that has them",
                     inner.runtime.as_deref().unwrap_or("engine's default")
@@ -30,22 +46,29 @@ impl SandboxSession {
         if attach && !inner.late_installs {
             return Err(Error::Refused(format!(
                 "installing {} after the session opened: the session was opened without late installs, so it has no way to a network; give the libraries when opening it",
-                missing.join(", ")
+                what.join(", ")
             )));
         }
+        let _alone = inner.install_lock.write().await;
         if attach {
             if let Err(e) = self.attach_network().await {
                 let _ = self.signal_user_processes("CONT").await;
                 return Err(e);
             }
         }
-        let installed = self.run_install_steps(&missing).await;
+        let mut installed = Ok(());
+        for step in &steps {
+            installed = self.checked_step(step, what, stdin.clone()).await;
+            if installed.is_err() {
+                break;
+            }
+        }
         if attach {
             self.detach_network().await?;
             self.signal_user_processes("CONT").await?;
         }
         installed?;
-        self.mark_installed(missing);
+        self.mark_installed(what.to_vec());
         Ok(())
     }
 
@@ -53,7 +76,9 @@ impl SandboxSession {
     /// code gets none) is still attached from creation.
     pub(crate) async fn install_while_opening(&self, libraries: &[String]) -> Result<()> {
         let missing = self.missing_libraries(libraries)?;
-        self.run_install_steps(&missing).await?;
+        for step in self.inner.runner.install(&missing) {
+            self.checked_step(&step, &missing, None).await?;
+        }
         self.mark_installed(missing);
         Ok(())
     }
@@ -84,34 +109,16 @@ impl SandboxSession {
             .extend(libraries);
     }
 
-    async fn run_install_steps(&self, missing: &[String]) -> Result<()> {
-        let inner = &self.inner;
-        for step in inner.runner.install(missing) {
-            let out = self
-                .exec_step(&step, inner.install_timeout, None, None, &[], None)
-                .await?;
-            if !out.success() {
-                let text = if out.stderr.trim().is_empty() {
-                    &out.stdout
-                } else {
-                    &out.stderr
-                };
-                let message = if out.timed_out {
-                    format!(
-                        "the install did not finish within {:?}",
-                        inner.install_timeout
-                    )
-                } else {
-                    tail(text, 20)
-                };
-                return Err(Error::LibraryInstall {
-                    libraries: missing.join(", "),
-                    exit_code: out.exit_code,
-                    message,
-                });
-            }
-        }
-        Ok(())
+    pub(crate) fn forget_installed(&self, name: &str) {
+        self.inner
+            .installed
+            .lock()
+            .expect("installed set poisoned")
+            .retain(|l| {
+                l != name
+                    && !l.starts_with(&format!("{name}="))
+                    && !l.starts_with(&format!("{name}@"))
+            });
     }
 
     /// Gives the container the bridge for an install. Every process of user code (a kernel,

@@ -14,6 +14,8 @@ pub const PROCESS: &str = "sandpit.process";
 pub const OWNER: &str = "sandpit.owner";
 /// Marks every Sandpit container, whatever its session.
 pub const MANAGED: &str = "sandpit.managed";
+/// The session's settings (JSON), so that another process can adopt it.
+pub const CONFIG: &str = "sandpit.config";
 /// Prefix of labels the caller chose (`sandpit.meta.KEY`).
 pub const META_PREFIX: &str = "sandpit.meta.";
 

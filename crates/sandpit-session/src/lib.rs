@@ -7,6 +7,7 @@
 //! remote engine over TCP + TLS ([`Connection`]).
 #![deny(missing_docs)]
 
+mod adopt;
 mod archive;
 mod artifacts;
 mod builder;
@@ -16,8 +17,10 @@ mod copy;
 pub mod debian;
 mod disk;
 mod drop_worker;
+mod env;
 mod error;
 mod exec;
+mod files;
 mod gc;
 mod ids;
 pub mod image;
@@ -28,7 +31,9 @@ mod language;
 mod library_image;
 mod open;
 mod output;
+mod packages;
 mod paths;
+mod pause;
 mod policy;
 mod pool;
 mod restart;
@@ -37,26 +42,33 @@ mod runner;
 mod session;
 mod settings;
 mod step;
+pub mod time;
+mod usage;
 
 pub use builder::{parse_size, SessionBuilder};
 pub use command::CommandOptions;
 pub use disk::loop_disks_available;
 pub use drop_worker::wait_for_drops;
 pub use error::{Error, ErrorKind, Result};
+pub use files::{glob_match, FileInfo, FileKind, Files, ListOptions, MAX_READ};
 pub use gc::{gc, GcReport};
 pub use kernel::{ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle};
 pub use language::{Language, UnknownLanguage};
-pub use output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult, StreamKind};
+pub use output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult, RunUsage, StreamKind};
+pub use packages::PackageSpec;
 pub use policy::{Network, RuntimeChoice, SecurityPolicy};
 pub use pool::{PoolConfig, PooledSession, SessionPool, WhenExhausted};
 pub use run::{RunOptions, RunStream};
-pub use runner::{check_package_spec, Command, ImageSpec, KernelSpec, RunPlan, Runner, User};
+pub use runner::{
+    check_package_spec, Command, ImageSpec, KernelSpec, Package, RunPlan, Runner, User,
+};
 pub use sandpit_engine::{
     docker_cert_path, one_line, Capabilities, Connection, ContainerEngine, Endpoint, Engine,
     EngineError, EngineErrorKind, EngineInfo, EngineKind, RuntimeInfo, RuntimeKind, TlsFiles,
     DEFAULT_SOCKET,
 };
 pub use session::{with_session, SandboxSession};
+pub use usage::SessionUsage;
 
 /// The engine seam: the trait every engine implements and its request and answer types.
 pub use sandpit_engine as engine;

@@ -56,7 +56,6 @@ pub(crate) async fn library_image(
         name: &helper,
         image: base,
         workdir: &b.workdir,
-        env: &b.env,
         extra_ca: extra_ca.is_some(),
         labels: HashMap::from([
             (labels::MANAGED.to_string(), "true".to_string()),
@@ -137,8 +136,10 @@ async fn install_and_commit(
                 output_limit: b.output_limit,
                 inline_file: None,
                 stdin_path: None,
+                stdin_data: None,
                 sink: None,
                 watch: false,
+                stats: false,
             },
         )
         .await?;

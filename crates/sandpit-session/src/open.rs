@@ -71,7 +71,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
     let t0 = std::time::Instant::now();
     let log_id = id.clone();
     let step = move |what: &str| tracing::debug!(target: "sandpit::open", "{log_id}: {what} after {:?}", t0.elapsed());
-    let labels = session_labels(&id, language.name(), &b);
+    let mut labels = session_labels(&id, language.name(), &b);
     let progress = b.progress.clone().unwrap_or_else(quiet);
     let image_step = async {
         if let Some(dockerfile) = &b.dockerfile {
@@ -134,6 +134,25 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         b.late_installs,
     );
 
+    let saved = crate::adopt::SavedConfig {
+        image: image.clone(),
+        built_image,
+        keep_template: b.keep_template,
+        template_tag: b.template_tag.clone(),
+        workdir: b.workdir.clone(),
+        env: b.env.clone(),
+        timeout_ms: b.timeout.as_millis() as u64,
+        install_timeout_ms: b.install_timeout.as_millis() as u64,
+        output_limit: b.output_limit,
+        policy: b.policy.clone(),
+        late_installs: b.late_installs,
+        libraries: libraries.clone(),
+        created: crate::adopt::now_secs(),
+    };
+    labels.insert(
+        labels::CONFIG.to_string(),
+        serde_json::to_string(&saved).map_err(|e| Error::Internal(e.to_string()))?,
+    );
     let container = format!("sandpit-{language}-{id}");
     let created = create_and_start(
         &engine,
@@ -189,6 +208,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
             oom_seen: AtomicU64::new(0),
             kernel: Arc::new(tokio::sync::Mutex::new(None)),
             closed: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             close_progress: tokio::sync::Mutex::new(CloseProgress::default()),
             installed: Mutex::new(installed),
             install_lock: tokio::sync::RwLock::new(()),
@@ -354,7 +374,6 @@ async fn create_and_start(
         name: container,
         image,
         workdir: &b.workdir,
-        env: &b.env,
         extra_ca: extra_ca.is_some(),
         labels,
         policy,
@@ -465,8 +484,10 @@ async fn finish_setup(
                 output_limit: inner.output_limit,
                 inline_file: None,
                 stdin_path: None,
+                stdin_data: None,
                 sink: None,
                 watch: false,
+                stats: false,
             },
         )
         .await?;

@@ -63,6 +63,28 @@ pub struct ExecOutput {
     /// Wall time from start to exit.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+    /// CPU time and memory peak, where the sandbox shows them.
+    #[serde(flatten, serialize_with = "usage_fields")]
+    pub usage: Option<RunUsage>,
+}
+
+/// What a command used: CPU time, and the memory peak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunUsage {
+    /// CPU time the sandbox used while the command ran (all its processes), when the sandbox's
+    /// cgroup shows it (not under gVisor).
+    pub cpu: Option<Duration>,
+    /// The sandbox's memory peak so far, this command included, in bytes.
+    pub memory_peak_bytes: Option<u64>,
+}
+
+fn usage_fields<S: Serializer>(usage: &Option<RunUsage>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let usage = usage.unwrap_or_default();
+    let mut map = s.serialize_map(Some(2))?;
+    map.serialize_entry("cpu_ms", &usage.cpu.map(|d| d.as_millis() as u64))?;
+    map.serialize_entry("memory_peak_bytes", &usage.memory_peak_bytes)?;
+    map.end()
 }
 
 impl ExecOutput {
@@ -94,6 +116,9 @@ pub struct RunResult {
     pub compile: Option<ExecOutput>,
     /// Files the run produced for the caller, such as captured plots (see `RunOptions::capture_plots`).
     pub artifacts: Vec<Artifact>,
+    /// CPU time (compile included) and memory peak, where the sandbox shows them.
+    #[serde(flatten, serialize_with = "usage_fields")]
+    pub usage: Option<RunUsage>,
 }
 
 /// A file a run produced, such as a plot.

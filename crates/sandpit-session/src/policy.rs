@@ -2,7 +2,8 @@
 //! (capabilities, cgroups, rlimits, mounts, network attachment), never to scanning source text.
 
 /// The network a session's container gets.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Network {
     /// No network at all: only the loopback interface.
     #[default]
@@ -38,7 +39,8 @@ impl std::str::FromStr for Network {
 }
 
 /// Which OCI runtime a session's container runs under.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RuntimeChoice {
     /// The engine's default runtime (runc, usually).
     #[default]
@@ -53,7 +55,7 @@ pub enum RuntimeChoice {
 const MIB: u64 = 1 << 20;
 
 /// Limits and permissions of a session. Start from a preset and adjust.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SecurityPolicy {
     /// The network user code sees. Library installs get the bridge only while they run.
     pub network: Network,

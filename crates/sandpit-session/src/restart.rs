@@ -83,8 +83,10 @@ impl SandboxSession {
                 output_limit: 64 << 10,
                 inline_file: None,
                 stdin_path: None,
+                stdin_data: None,
                 sink: None,
                 watch: false,
+                stats: false,
             },
         )
         .await?;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::exec::INLINE_SOURCE_LIMIT;
 use crate::open::IO_DIR;
-use crate::output::{ExecOutput, OutputChunk, OutputSink, RunResult};
+use crate::output::{ExecOutput, OutputChunk, OutputSink, RunResult, RunUsage};
 use crate::paths::container_path;
 use crate::runner::Command;
 use crate::session::SandboxSession;
@@ -169,13 +169,13 @@ impl SandboxSession {
                     truncated: c.truncated,
                     oom_killed: c.oom_killed,
                     duration: started.elapsed(),
+                    usage: c.usage,
                     compile: compile_out,
                     artifacts: Vec::new(),
                 });
             }
         }
 
-        let stdin_path = self.upload_stdin(options.stdin.as_deref()).await?;
         let mut run = plan.run.clone();
         run.argv.extend(options.args.iter().cloned());
         if let Some(dir) = &artifacts_dir {
@@ -189,7 +189,7 @@ impl SandboxSession {
                 &run,
                 remaining,
                 inline_file.take(),
-                stdin_path,
+                options.stdin.clone(),
                 &options.env,
                 options.on_output.clone(),
             )
@@ -208,6 +208,7 @@ impl SandboxSession {
             truncated: out.truncated,
             oom_killed: out.oom_killed,
             duration,
+            usage: total_usage(compile_out.as_ref().and_then(|c| c.usage), out.usage),
             compile: compile_out,
             artifacts,
         })
@@ -263,15 +264,19 @@ impl SandboxSession {
         out.oom_killed = kills > seen;
         Ok(out)
     }
+}
 
-    async fn upload_stdin(&self, data: Option<&[u8]>) -> Result<Option<String>> {
-        match data {
-            Some(data) => {
-                let name = format!("stdin-{}", crate::ids::random_hex(12));
-                Ok(Some(self.upload_io(&name, data, 0o600).await?))
-            }
-            None => Ok(None),
-        }
+/// CPU time of the steps added up, the later memory peak (peaks only grow).
+fn total_usage(a: Option<RunUsage>, b: Option<RunUsage>) -> Option<RunUsage> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(RunUsage {
+            cpu: match (a.cpu, b.cpu) {
+                (Some(x), Some(y)) => Some(x + y),
+                (x, y) => x.or(y),
+            },
+            memory_peak_bytes: b.memory_peak_bytes.or(a.memory_peak_bytes),
+        }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -286,6 +291,7 @@ fn merge_compile(prev: Option<ExecOutput>, next: ExecOutput) -> ExecOutput {
             p.truncated |= next.truncated;
             p.oom_killed |= next.oom_killed;
             p.duration += next.duration;
+            p.usage = total_usage(p.usage, next.usage);
             p
         }
     }

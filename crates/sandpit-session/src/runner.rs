@@ -111,6 +111,15 @@ pub struct KernelSpec {
     pub argv: Vec<String>,
 }
 
+/// One installed package.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Package {
+    /// Its name, as the package manager writes it.
+    pub name: String,
+    /// Its version, where the package manager says.
+    pub version: Option<String>,
+}
+
 /// One language: files, commands, libraries. Implementations plug into [`crate::SandboxSession`].
 pub trait Runner: Send + Sync + std::fmt::Debug {
     /// The language.
@@ -154,6 +163,40 @@ pub trait Runner: Send + Sync + std::fmt::Debug {
 
     /// The stateful kernel, for languages that have one.
     fn kernel(&self) -> Option<KernelSpec> {
+        None
+    }
+
+    /// `name` pinned to `version`, as [`Runner::install`] takes it (pip's `name==1.0`,
+    /// npm's `name@1.0`, ...).
+    fn package_spec(&self, name: &str, version: &str) -> String {
+        format!("{name}=={version}")
+    }
+
+    /// Commands that install or upgrade to the newest version; `None` where the installer has
+    /// no such mode.
+    fn upgrade(&self, _libraries: &[String]) -> Option<Vec<Command>> {
+        None
+    }
+
+    /// Commands that remove installed packages; `None` where the language cannot.
+    fn uninstall(&self, _names: &[String]) -> Option<Vec<Command>> {
+        None
+    }
+
+    /// A command listing installed packages (parsed by [`Runner::parse_packages`]); `None`
+    /// where only the session's own installs are known.
+    fn list_packages(&self) -> Option<Command> {
+        None
+    }
+
+    /// The packages in [`Runner::list_packages`]'s output.
+    fn parse_packages(&self, _output: &str) -> Vec<Package> {
+        Vec::new()
+    }
+
+    /// A command that installs a requirements file given on its standard input; `None` where
+    /// the ecosystem has no such file.
+    fn requirements(&self) -> Option<Command> {
         None
     }
 }

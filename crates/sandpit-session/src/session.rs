@@ -60,6 +60,8 @@ pub(crate) struct Inner {
     pub oom_seen: AtomicU64,
     pub kernel: Arc<tokio::sync::Mutex<Option<crate::kernel::Kernel>>>,
     pub closed: AtomicBool,
+    /// Frozen by [`SandboxSession::pause`].
+    pub paused: AtomicBool,
     pub close_progress: tokio::sync::Mutex<CloseProgress>,
     pub installed: Mutex<HashSet<String>>,
     /// Runs hold it shared; installs hold it alone, so no user code runs while the network is attached.
@@ -154,6 +156,11 @@ impl SandboxSession {
             Err(Error::SessionClosed {
                 session: self.inner.id.clone(),
             })
+        } else if self.inner.paused.load(Ordering::SeqCst) {
+            Err(Error::Refused(format!(
+                "session {} is paused; resume it first",
+                self.inner.id
+            )))
         } else {
             Ok(())
         }

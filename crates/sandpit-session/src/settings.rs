@@ -81,7 +81,6 @@ pub(crate) struct ContainerPlan<'a> {
     pub name: &'a str,
     pub image: &'a str,
     pub workdir: &'a str,
-    pub env: &'a [(String, String)],
     pub extra_ca: bool,
     pub labels: HashMap<String, String>,
     pub policy: &'a SecurityPolicy,
@@ -121,8 +120,9 @@ pub(crate) fn scratch_folders(workdir: &str) -> Vec<(&'static str, bool)> {
 /// The container for a session.
 pub(crate) fn container_spec(p: &ContainerPlan) -> ContainerSpec {
     let policy = p.policy;
-    let mut env: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.push("HOME=/home/sandbox".into());
+    // The session's own variables go with each command, not into the container: they can
+    // change (and be removed) while the session lives.
+    let mut env = vec!["HOME=/home/sandbox".to_string()];
     if p.extra_ca {
         env.extend(CA_ENV.iter().map(|k| format!("{k}={CA_PATH}")));
     }
@@ -208,7 +208,6 @@ mod tests {
             name: "sandpit-python-x",
             image: "sandpit/python:latest",
             workdir: "/sandbox",
-            env: &[],
             extra_ca: true,
             labels: HashMap::new(),
             policy,

@@ -19,7 +19,7 @@ impl SandboxSession {
         command: &Command,
         timeout: Duration,
         inline_file: Option<(String, String)>,
-        stdin_path: Option<String>,
+        stdin: Option<Vec<u8>>,
         extra_env: &[(String, String)],
         sink: Option<OutputSink>,
     ) -> Result<ExecOutput> {
@@ -39,9 +39,11 @@ impl SandboxSession {
                 timeout,
                 output_limit: inner.output_limit,
                 inline_file,
-                stdin_path,
+                stdin_path: None,
+                stdin_data: stdin,
                 sink,
                 watch: inner.gvisor,
+                stats: true,
             },
         )
         .await;
@@ -57,6 +59,7 @@ impl SandboxSession {
                         truncated: false,
                         oom_killed: why.contains("memory"),
                         duration: started.elapsed(),
+                        usage: None,
                     }),
                     None => Err(e),
                 }

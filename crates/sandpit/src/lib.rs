@@ -35,6 +35,12 @@ pub fn runner(language: Language) -> Arc<dyn Runner> {
     }
 }
 
+/// Carries on with session `id`, opened by another process (a server before its restart) on
+/// `engine`; see [`SandboxSession::adopt`].
+pub async fn adopt(engine: &Engine, id: &str) -> Result<SandboxSession> {
+    SandboxSession::adopt(engine, id, &runner).await
+}
+
 /// Choosing a runner by [`Language`] on the session builder.
 pub trait LanguageExt {
     /// Sets the runner for `language`.

@@ -109,7 +109,8 @@ impl SandboxSession {
         let mut acc = Accumulator::new(inner.output_limit, options.on_output.clone());
         acc.kernel_started = kernel_started;
 
-        let request = serde_json::json!({ "code": code }).to_string() + "\n";
+        let request =
+            serde_json::json!({ "code": code, "env": self.env_vars() }).to_string() + "\n";
         let written = async {
             kernel.input.write_all(request.as_bytes()).await?;
             kernel.input.flush().await

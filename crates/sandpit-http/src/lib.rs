@@ -1,0 +1,132 @@
+//! Sandpit's HTTP API: a thin axum mapping onto the session manager. Errors become statuses
+//! here and nowhere else; compatibility APIs (Pandora Box, LLM Python Code Sandbox, Piston)
+//! are modules of their own over the same operations.
+#![deny(missing_docs)]
+
+mod auth;
+mod body;
+pub mod compat;
+mod error;
+pub mod openapi;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
+use sandpit_service::{ErrorKind, Manager};
+
+pub use auth::{presented_key, Auth, MaybeAnonymous};
+pub use body::{parse_json, read_body, JsonBody, RawBody};
+pub use error::{status, ApiError, ApiResult};
+pub use state::AppState;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    use routes::*;
+    let limit = state.manager.config().max_body_bytes;
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/openapi.json", get(system::openapi))
+        .route("/docs", get(system::docs))
+        .route("/v1/sessions", post(sessions::create).get(sessions::list))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::show)
+                .patch(sessions::update)
+                .delete(sessions::destroy),
+        )
+        .route("/v1/sessions/{id}/pause", post(sessions::pause))
+        .route("/v1/sessions/{id}/resume", post(sessions::resume))
+        .route("/v1/sessions/{id}/execute", post(run::execute))
+        .route("/v1/sessions/{id}/run", post(run::run))
+        .route("/v1/sessions/{id}/commands", post(run::command))
+        .route(
+            "/v1/sessions/{id}/files",
+            get(files::list).post(files::upload),
+        )
+        .route("/v1/sessions/{id}/files/ops", post(files::op))
+        .route(
+            "/v1/sessions/{id}/files/{*path}",
+            put(files::write).get(files::read).delete(files::delete),
+        )
+        .route(
+            "/v1/sessions/{id}/packages",
+            post(packages::install).get(packages::list),
+        )
+        .route(
+            "/v1/sessions/{id}/packages/{name}",
+            axum::routing::delete(packages::uninstall),
+        )
+        .route(
+            "/v1/sessions/{id}/env",
+            get(packages::get_env).put(packages::put_env),
+        )
+        .route("/v1/run", post(run::one_shot))
+        .merge(compat::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_errors,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        "no such route: see GET /docs for the API",
+    )
+}
+
+/// Counts every error answer by kind (handlers attach it; other 4xx/5xx are guessed from the
+/// status).
+async fn count_errors(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if status.is_client_error() || status.is_server_error() {
+        let kind = response
+            .extensions()
+            .get::<ErrorKind>()
+            .copied()
+            .unwrap_or(match status {
+                StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+                StatusCode::NOT_FOUND => ErrorKind::NotFound,
+                StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+                s if s.is_server_error() => ErrorKind::Internal,
+                _ => ErrorKind::InvalidInput,
+            });
+        state.manager.metrics().error(kind);
+    }
+    response
+}
+
+/// Serves `manager` on `listener` until `shutdown` resolves; then closes the warm pools (the
+/// sessions stay for the next server process to adopt).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    manager: Manager,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let state = AppState {
+        manager: manager.clone(),
+        base_url: Arc::new(base_url),
+    };
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    manager.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! What every Sandpit transport shares: sessions with an owner, a lifetime and an idle
+//! timeout ([`Manager`]); API keys kept hashed in the embedded store ([`Store`]); the request
+//! and answer types with their JSON Schemas ([`types`]); the settings ([`ServiceConfig`]);
+//! counters ([`Metrics`]); and an error with a kind each transport maps ([`ServiceError`]).
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod manager;
+mod metrics;
+mod store;
+pub mod types;
+
+pub use config::{default_data_dir, ServiceConfig};
+pub use error::{ErrorKind, ServiceError, ServiceResult};
+pub use manager::{seconds, Busy, Entry, Manager, Owner, SERVER_LABEL};
+pub use metrics::Metrics;
+pub use store::{now, KeyInfo, SessionRecord, Store};
+
+/// The labels Sandpit puts on containers.
+pub use sandpit::labels;
