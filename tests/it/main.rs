@@ -21,6 +21,7 @@ mod pool;
 mod run;
 mod scoped;
 mod security;
+mod server;
 mod session_ops;
 mod streaming;
 mod template;

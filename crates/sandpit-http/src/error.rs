@@ -43,7 +43,7 @@ pub fn status(kind: ErrorKind) -> StatusCode {
 /// The JSON body of an error.
 pub fn body(e: &ServiceError) -> ErrorBody {
     ErrorBody {
-        error: e.kind,
+        error: e.kind.as_str().to_string(),
         message: e.message.clone(),
     }
 }

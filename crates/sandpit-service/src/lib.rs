@@ -9,7 +9,9 @@ mod error;
 mod manager;
 mod metrics;
 mod store;
-pub mod types;
+
+/// The request and answer types (they live in the `sandpit` crate, beside the tools).
+pub use sandpit::api as types;
 
 pub use config::{default_data_dir, ServiceConfig};
 pub use error::{ErrorKind, ServiceError, ServiceResult};

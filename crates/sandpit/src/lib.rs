@@ -14,6 +14,8 @@
 
 use std::sync::Arc;
 
+pub mod api;
+
 pub use sandpit_session::*;
 
 pub use sandpit_cpp::CppRunner;

@@ -1,12 +1,11 @@
-//! The requests and answers every transport shares (HTTP bodies, MCP tool arguments), with
-//! their JSON Schemas derived from the types themselves.
+//! The requests and answers every transport shares (HTTP bodies, MCP tool arguments, function
+//! calling tools), with their JSON Schemas derived from the types themselves.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorKind;
 
 /// A size: bytes, or text such as `512m` or `1g`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -23,7 +22,7 @@ impl Size {
     pub fn bytes(&self, what: &str) -> Result<u64, String> {
         match self {
             Size::Bytes(n) => Ok(*n),
-            Size::Text(t) => sandpit::parse_size(t)
+            Size::Text(t) => crate::parse_size(t)
                 .map(|n| n as u64)
                 .map_err(|e| format!("{what}: {e}")),
         }
@@ -124,8 +123,8 @@ pub struct UsageInfo {
     pub net_tx_bytes: u64,
 }
 
-impl From<sandpit::SessionUsage> for UsageInfo {
-    fn from(u: sandpit::SessionUsage) -> Self {
+impl From<crate::SessionUsage> for UsageInfo {
+    fn from(u: crate::SessionUsage) -> Self {
         UsageInfo {
             cpu_seconds: (u.cpu.as_secs_f64() * 1000.0).round() / 1000.0,
             memory_bytes: u.memory_bytes,
@@ -227,8 +226,8 @@ pub struct ExecuteResponse {
     pub duration_ms: u64,
 }
 
-impl From<sandpit::ExecuteResult> for ExecuteResponse {
-    fn from(r: sandpit::ExecuteResult) -> Self {
+impl From<crate::ExecuteResult> for ExecuteResponse {
+    fn from(r: crate::ExecuteResult) -> Self {
         ExecuteResponse {
             results: r.results.into_iter().map(|b| b.0).collect(),
             stdout: r.stdout,
@@ -315,8 +314,8 @@ pub struct StepResponse {
     pub memory_peak_bytes: Option<u64>,
 }
 
-impl From<sandpit::ExecOutput> for StepResponse {
-    fn from(o: sandpit::ExecOutput) -> Self {
+impl From<crate::ExecOutput> for StepResponse {
+    fn from(o: crate::ExecOutput) -> Self {
         let usage = o.usage.unwrap_or_default();
         StepResponse {
             stdout: o.stdout,
@@ -370,8 +369,8 @@ pub struct RunResponse {
     pub memory_peak_bytes: Option<u64>,
 }
 
-impl From<sandpit::RunResult> for RunResponse {
-    fn from(r: sandpit::RunResult) -> Self {
+impl From<crate::RunResult> for RunResponse {
+    fn from(r: crate::RunResult) -> Self {
         use base64::Engine as _;
         let usage = r.usage.unwrap_or_default();
         RunResponse {
@@ -432,21 +431,21 @@ pub struct FileEntry {
     pub modified: String,
 }
 
-impl From<sandpit::FileInfo> for FileEntry {
-    fn from(f: sandpit::FileInfo) -> Self {
+impl From<crate::FileInfo> for FileEntry {
+    fn from(f: crate::FileInfo) -> Self {
         FileEntry {
             name: f.name,
             path: f.path,
             kind: match f.kind {
-                sandpit::FileKind::File => "file",
-                sandpit::FileKind::Dir => "dir",
-                sandpit::FileKind::Symlink => "symlink",
-                sandpit::FileKind::Other => "other",
+                crate::FileKind::File => "file",
+                crate::FileKind::Dir => "dir",
+                crate::FileKind::Symlink => "symlink",
+                crate::FileKind::Other => "other",
             }
             .into(),
             size: f.size,
             mode: format!("{:o}", f.mode),
-            modified: sandpit::time::rfc3339(f.modified),
+            modified: crate::time::rfc3339(f.modified),
         }
     }
 }
@@ -563,8 +562,9 @@ pub struct Health {
 /// Every error's body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
-    /// The kind (`not_found`, `invalid_input`, ...).
-    pub error: ErrorKind,
+    /// The kind: `invalid_input`, `unauthorized`, `refused`, `not_found`, `conflict`, `gone`,
+    /// `too_large`, `exhausted`, `internal`, `unsupported`, `engine_unavailable`, `timeout`.
+    pub error: String,
     /// What went wrong and what to do.
     pub message: String,
 }
