@@ -28,9 +28,10 @@ declare -A pkg_for=(
     [debootstrap]=debootstrap
     [openssl]=openssl
     [ip]=iproute2
+    [curl]=curl
 )
 missing=()
-for cmd in dockerd docker debootstrap openssl ip; do
+for cmd in dockerd docker debootstrap openssl ip curl; do
     # sbin directories are not on every root PATH; look there too.
     if ! PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
         pkg=${pkg_for[$cmd]}
@@ -44,7 +45,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update || echo "test.sh: apt-get update reported errors; trying the install anyway" >&2
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
-    echo "all present: dockerd docker debootstrap openssl ip"
+    echo "all present: dockerd docker debootstrap openssl ip curl"
 fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -143,7 +144,42 @@ podman_load_images sandpit/python:latest sandpit/java:latest sandpit/javascript:
     sandpit/cpp:latest sandpit/go:latest
 
 # ---------------------------------------------------------------- test
+section "S3 server for the snapshot tests"
+# s3s-fs on a loopback port serving a temporary folder (installed with cargo the first
+# time); exports SANDPIT_TEST_S3_URL and the AWS_* settings, stops with this script.
+# shellcheck source=scripts/s3.sh
+source scripts/s3.sh
+ensure_s3 || die "the S3 server for the snapshot tests could not be started (see above)"
+
+section "compatibility clients"
+# piston-client (npm), aio-piston and requests (a venv): tests/it/compat.rs drives the
+# compatibility APIs through them.
+# shellcheck source=scripts/clients.sh
+source scripts/clients.sh
+ensure_compat_clients || die "the compatibility APIs' clients could not be installed (see above)"
+
+section "MCP client"
+# The official MCP Python SDK (a venv): tests/it/mcp.rs and tests/it/tools.rs use it as the
+# client of `sandpit mcp` and of /mcp, and its jsonschema checks the tool schemas.
+# shellcheck source=scripts/mcp-client.sh
+source scripts/mcp-client.sh
+ensure_mcp_client || die "the MCP Python SDK could not be installed (see above)"
+
 section "cargo test --workspace $*"
 cargo test --workspace "$@"
+
+section "Python client against a real server"
+# shellcheck source=scripts/python-client.sh
+source scripts/python-client.sh
+run_python_client_tests "$sandpit"
+
+section "nothing left behind"
+leaked=$(docker ps -aq --filter label=sandpit.managed=true | wc -l)
+leaked_podman=$(DOCKER_HOST=$SANDPIT_PODMAN_HOST docker ps -aq --filter label=sandpit.managed=true 2>/dev/null | wc -l || echo 0)
+if [ "$leaked" -gt 0 ] || [ "$leaked_podman" -gt 0 ]; then
+    docker ps -a --filter label=sandpit.managed=true --format '{{.Names}} {{.Status}} {{.Labels}}' >&2
+    die "$leaked containers on Docker and $leaked_podman on Podman are left by the tests"
+fi
+echo "no Sandpit container is left on Docker or Podman"
 
 section "all tests passed"

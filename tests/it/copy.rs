@@ -4,10 +4,16 @@ use std::os::unix::fs::PermissionsExt;
 
 use sandpit::Error;
 
-use crate::support::python;
+use crate::per_target;
+use crate::support::{python, Target};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_file_and_a_folder_go_in_and_come_back_unchanged() {
+per_target!(
+    a_file_and_a_folder_go_in_and_come_back_unchanged,
+    [docker, gvisor, podman],
+    |t: Target| async move { round_trip(&t).await }
+);
+
+async fn round_trip(t: &Target) {
     let host = tempfile::tempdir().unwrap();
     let src = host.path().join("src");
     std::fs::create_dir_all(src.join("nested/deeper")).unwrap();
@@ -17,13 +23,13 @@ async fn a_file_and_a_folder_go_in_and_come_back_unchanged() {
     std::fs::set_permissions(src.join("run.sh"), std::fs::Permissions::from_mode(0o750)).unwrap();
     std::fs::write(host.path().join("one.txt"), "single ✓").unwrap();
 
-    let s = python().await.open().await.unwrap();
+    let s = t.builder(sandpit::Language::Python).open().await.unwrap();
     s.copy_to_runtime(&src, "project").await.unwrap();
     s.copy_to_runtime(host.path().join("one.txt"), "/sandbox/in/one.txt")
         .await
         .unwrap();
     let r = s
-        .execute_command("./project/run.sh && stat -c '%a %u' project/run.sh && cat in/one.txt && echo new > project/made-inside.txt")
+        .execute_command("./project/run.sh && python3 -c \"import os; s = os.stat('project/run.sh'); print(oct(s.st_mode)[-3:], s.st_uid)\" && cat in/one.txt && echo new > project/made-inside.txt")
         .await
         .unwrap();
     assert_eq!(r.stdout, "ran\n750 1000\nsingle ✓", "{}", r.stderr);

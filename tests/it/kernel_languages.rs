@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use sandpit::{ExecuteOptions, ExecuteResult, Language, LanguageExt, SandboxSession};
 
-use crate::support::engine;
+use crate::per_target;
+use crate::support::{engine, Target};
 
 /// One language's code for the shared cases.
 struct Row {
@@ -106,6 +107,13 @@ async fn session(language: Language) -> SandboxSession {
         .unwrap_or_else(|e| panic!("cannot open a {language} session: {e}"))
 }
 
+async fn session_on(t: &Target, language: Language) -> SandboxSession {
+    t.builder(language)
+        .open()
+        .await
+        .unwrap_or_else(|e| panic!("{}: cannot open a {language} session: {e}", t.name))
+}
+
 /// Collects failed expectations, one line each, so that one run shows them all.
 struct Check {
     language: Language,
@@ -130,9 +138,9 @@ impl Check {
     }
 }
 
-async fn every_case(language: Language) {
+async fn every_case(t: &Target, language: Language) {
     let row = row(language);
-    let s = session(language).await;
+    let s = session_on(t, language).await;
     let mut c = Check {
         language,
         failures: Vec::new(),
@@ -335,18 +343,25 @@ async fn every_case(language: Language) {
     c.value("after the exit", &r, "true");
 
     s.close().await.unwrap();
-    assert!(c.failures.is_empty(), "\n{}", c.failures.join("\n"));
+    assert!(
+        c.failures.is_empty(),
+        "on {}:\n{}",
+        t.name,
+        c.failures.join("\n")
+    );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn javascript_kernel_passes_every_case() {
-    every_case(Language::JavaScript).await;
-}
+per_target!(
+    javascript_kernel_passes_every_case,
+    [docker, gvisor, podman],
+    |t: Target| async move { every_case(&t, Language::JavaScript).await }
+);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn ruby_kernel_passes_every_case() {
-    every_case(Language::Ruby).await;
-}
+per_target!(
+    ruby_kernel_passes_every_case,
+    [docker, gvisor, podman],
+    |t: Target| async move { every_case(&t, Language::Ruby).await }
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn javascript_await_imports_redeclarations_and_rejections() {

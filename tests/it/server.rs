@@ -22,6 +22,15 @@ pub struct Server {
     pub close_on_drop: bool,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("url", &self.url)
+            .field("data", &self.data.path())
+            .finish_non_exhaustive()
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -182,6 +191,318 @@ pub fn send(req: ureq::Request, body: Option<Value>) -> (u16, Value) {
     let text = response.into_string().unwrap_or_default();
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
+}
+
+/// One server-sent event: its name and its data as JSON (or a string when it is not JSON).
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: Value,
+}
+
+/// An event stream being read; dropping it closes the connection (the client goes away).
+pub struct SseStream {
+    pub status: u16,
+    pub content_type: String,
+    lines: std::io::Lines<std::io::BufReader<Box<dyn std::io::Read + Send + Sync + 'static>>>,
+}
+
+impl SseStream {
+    /// The next event, or `None` at the end of the stream. Keep-alive comments are skipped.
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        let mut event = String::from("message");
+        let mut data: Vec<String> = Vec::new();
+        let mut seen = false;
+        loop {
+            let line = match self.lines.next() {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => panic!("reading the event stream failed: {e}"),
+                None => {
+                    return seen.then(|| SseEvent {
+                        event,
+                        data: parse_data(&data.join("\n")),
+                    })
+                }
+            };
+            if line.is_empty() {
+                if seen {
+                    return Some(SseEvent {
+                        event,
+                        data: parse_data(&data.join("\n")),
+                    });
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => {
+                    event = value.to_string();
+                    seen = true;
+                }
+                "data" => {
+                    data.push(value.to_string());
+                    seen = true;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Every event until the end of the stream.
+    pub fn collect(mut self) -> Vec<SseEvent> {
+        let mut all = Vec::new();
+        while let Some(e) = self.next_event() {
+            all.push(e);
+        }
+        all
+    }
+}
+
+fn parse_data(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+impl Server {
+    /// Posts `body` with `Accept: text/event-stream` and returns the stream, unread.
+    pub fn sse_open(&self, path: &str, body: Value) -> SseStream {
+        self.sse_open_as(&self.key, path, body)
+    }
+
+    /// Like [`Server::sse_open`] with another key.
+    pub fn sse_open_as(&self, key: &str, path: &str, body: Value) -> SseStream {
+        let result = self
+            .req_as(key, "POST", path)
+            .set("Accept", "text/event-stream")
+            .send_json(body);
+        let response = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("POST {path} (events) failed: {e}"),
+        };
+        let status = response.status();
+        let content_type = response.header("content-type").unwrap_or("").to_string();
+        let reader: Box<dyn std::io::Read + Send + Sync + 'static> = response.into_reader();
+        use std::io::BufRead;
+        SseStream {
+            status,
+            content_type,
+            lines: std::io::BufReader::new(reader).lines(),
+        }
+    }
+
+    /// Posts `body` as an event stream and reads it to the end.
+    pub fn sse(&self, path: &str, body: Value) -> Vec<SseEvent> {
+        let stream = self.sse_open(path, body);
+        assert_eq!(
+            stream.status, 200,
+            "POST {path} with Accept: text/event-stream answered {}",
+            stream.status
+        );
+        assert!(
+            stream.content_type.starts_with("text/event-stream"),
+            "POST {path} streamed {:?}, not text/event-stream",
+            stream.content_type
+        );
+        stream.collect()
+    }
+
+    /// A request written byte for byte on a fresh connection, so the path reaches the server
+    /// exactly as given (no client normalises `..` or `%2E%2E` away). Answers with the status,
+    /// the headers (lower-case names) and the body (JSON when it parses, else a string).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Value) {
+        raw_request(
+            &format!("127.0.0.1:{}", self.port),
+            method,
+            path,
+            headers,
+            body,
+        )
+    }
+
+    /// [`Server::raw`] with this server's key.
+    pub fn raw_keyed(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.key);
+        let (status, _, value) = self.raw(method, path, &[("Authorization", &auth)], body);
+        (status, value)
+    }
+
+    /// `sandpit keys ARGS... --data-dir DATA`: (exit code, stdout, stderr).
+    pub fn keys_cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(sandpit_bin())
+            .arg("keys")
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .output()
+            .expect("sandpit keys");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Opens a session of `language` with extra fields; returns its id.
+    pub fn session_with(&self, body: Value) -> String {
+        let (status, answer) = self.json("POST", "/v1/sessions", Some(body.clone()));
+        assert_eq!(status, 201, "POST /v1/sessions {body}: {answer}");
+        answer["id"].as_str().expect("session id").to_string()
+    }
+
+    /// Runs a shell command in the session; answers with the JSON result (asserting 200).
+    pub fn sh(&self, id: &str, command: &str) -> Value {
+        let (status, body) = self.json(
+            "POST",
+            &format!("/v1/sessions/{id}/commands"),
+            Some(serde_json::json!({ "command": command })),
+        );
+        assert_eq!(status, 200, "command {command:?}: {body}");
+        body
+    }
+}
+
+/// See [`Server::raw`].
+pub fn raw_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut has_length = false;
+    for (k, v) in headers {
+        has_length |=
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding");
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_length {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send the request");
+    // The server may answer (413) before reading the whole body; it may then close.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no HTTP answer to {method} {path}: {:?}",
+                String::from_utf8_lossy(&raw)
+            )
+        });
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut content = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        content = dechunk(&content);
+    }
+    let text = String::from_utf8_lossy(&content).into_owned();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, headers, value)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        let end = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        data = &data[(end + 2).min(data.len())..];
+    }
+    out
+}
+
+/// Containers (running or not) carrying the label `label` (`key=value`), on the local engine.
+pub fn containers_with(label: &str) -> Vec<sandpit::engine::ContainerSummary> {
+    let label = label.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            crate::support::engine()
+                .await
+                .list_containers(&label)
+                .await
+                .expect("list containers")
+        })
+}
+
+/// Closes the session `id` through the library (for sessions no key can reach any more).
+pub fn close_session(id: &str) {
+    let id = id.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let engine = crate::support::engine().await;
+            if let Ok(session) = sandpit::adopt(&engine, &id).await {
+                let _ = session.close().await;
+            }
+        });
+}
+
+/// Containers of the session `id`.
+pub fn session_containers(id: &str) -> usize {
+    containers_with(&format!("sandpit.session={id}")).len()
+}
+
+/// Waits up to `limit` for `check` to hold; false when it never did.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        if check() {
+            return true;
+        }
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn add_key(data: &PathBuf, name: &str) -> String {

@@ -83,7 +83,7 @@ per_target!(
         let err = files.read("missing.txt").await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
         let err = files.copy("moved.txt", "out.txt").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
         let err = files.read("made").await.unwrap_err();
         assert!(matches!(err, Error::InvalidPath { .. }), "{err}");
 

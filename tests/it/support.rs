@@ -228,45 +228,38 @@ impl TlsEngine {
         // The docker CLI's names for the client side.
         std::fs::copy(d.join("client.pem"), d.join("cert.pem")).unwrap();
         std::fs::copy(d.join("client-key.pem"), d.join("key.pem")).unwrap();
-        let config = server_config(d);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                loop {
-                    let (tcp, _) = tokio::select! {
-                        _ = &mut stopped => break,
-                        conn = listener.accept() => match conn { Ok(c) => c, Err(_) => continue },
-                    };
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut tls) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let Ok(mut unix) =
-                            tokio::net::UnixStream::connect("/var/run/docker.sock").await
-                        else {
-                            return;
-                        };
-                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut unix).await;
-                    });
-                }
-            });
-        });
+        let (stop, thread) = serve_tls(listener, server_config(d));
         TlsEngine {
             dir,
             addr,
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// Takes the engine out of reach: stops accepting and cuts the connections open through
+    /// the front (the engine itself keeps running).
+    pub fn go_away(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Brings the engine back on the same address after [`TlsEngine::go_away`].
+    pub fn come_back(&mut self) {
+        if self.thread.is_some() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind(&self.addr)
+            .unwrap_or_else(|e| panic!("binding {} again: {e}", self.addr));
+        let (stop, thread) = serve_tls(listener, server_config(self.dir.path()));
+        self.stop = Some(stop);
+        self.thread = Some(thread);
     }
 
     pub fn connection(&self) -> Connection {
@@ -288,13 +281,50 @@ impl TlsEngine {
 
 impl Drop for TlsEngine {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.go_away();
     }
+}
+
+/// Serves the TLS front on `listener` in a thread of its own until the sender fires; the
+/// connections it forwards end with it.
+fn serve_tls(
+    listener: std::net::TcpListener,
+    config: std::sync::Arc<rustls::ServerConfig>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    listener.set_nonblocking(true).unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            loop {
+                let (tcp, _) = tokio::select! {
+                    _ = &mut stopped => break,
+                    conn = listener.accept() => match conn { Ok(c) => c, Err(_) => continue },
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut unix) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut unix).await;
+                });
+            }
+        });
+    });
+    (stop, thread)
 }
 
 fn server_config(d: &Path) -> std::sync::Arc<rustls::ServerConfig> {

@@ -1,14 +1,24 @@
 //! keep_template commits the session's state; built images are removed unless kept.
 
-use crate::support::{ca_bundle, containers_of, engine, image_exists, python};
+use crate::per_target;
+use crate::support::{ca_bundle, containers_of, engine, image_exists, python, Target};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_template_keeps_installed_packages_and_files() {
-    let engine = engine().await;
-    let tag = format!("sandpit-test/template-{}:latest", std::process::id());
+per_target!(
+    a_template_keeps_installed_packages_and_files,
+    [docker, podman],
+    |t: Target| async move { template(&t).await }
+);
+
+async fn template(t: &Target) {
+    let engine = t.engine.clone();
+    let tag = format!(
+        "sandpit-test/template-{}-{}:latest",
+        t.name,
+        std::process::id()
+    );
     let ca = ca_bundle().expect("a CA bundle");
-    let s1 = python()
-        .await
+    let s1 = t
+        .builder(sandpit::Language::Python)
         .extra_ca_certificates(&ca)
         .keep_template(true)
         .template_tag(&tag)
@@ -27,7 +37,12 @@ async fn a_template_keeps_installed_packages_and_files() {
     assert_eq!(containers_of(&engine, s1.id()).await, 0);
     assert!(image_exists(&engine, &tag).await);
 
-    let s2 = python().await.image(&tag).open().await.unwrap();
+    let s2 = t
+        .builder(sandpit::Language::Python)
+        .image(&tag)
+        .open()
+        .await
+        .unwrap();
     let r = s2
         .run(
             "import tabulate; print(open('note.txt').read(), tabulate.__name__)",

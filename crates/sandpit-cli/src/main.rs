@@ -8,10 +8,13 @@ mod doctor;
 mod gc;
 mod images;
 mod keys;
+mod mcp;
 mod progress;
 mod raw;
 mod run;
 mod serve;
+mod snapshot;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -54,6 +57,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Make, list and revoke the server's API keys.
     Keys(keys::KeysArgs),
+    /// Snapshots in object storage: list, show, rm, take, restore, bench.
+    Snapshot(snapshot::SnapshotArgs),
+    /// Serve MCP on stdin/stdout (for Claude Desktop, Cursor and other MCP clients).
+    Mcp(mcp::McpArgs),
+    /// Print the tool definitions for function calling (OpenAI or Anthropic format).
+    Tools(tools::ToolsArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +110,9 @@ fn main() -> ExitCode {
             Command::Gc => gc::gc(&cli.connection).await,
             Command::Serve(args) => serve::serve(&cli.connection, args).await,
             Command::Keys(args) => keys::keys(args),
+            Command::Snapshot(args) => snapshot::snapshot(&cli.connection, args).await,
+            Command::Mcp(args) => mcp::mcp(&cli.connection, args).await,
+            Command::Tools(args) => tools::tools(args),
         }
     });
     match result {

@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// Serve the Piston and LLM Python Code Sandbox routes to clients that send no key
     #[arg(long)]
     allow_anonymous: bool,
+    /// Where snapshots go: file:///folder or s3://bucket/prefix (credentials and endpoint from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL) [env: SANDPIT_SNAPSHOTS]
+    #[arg(long, value_name = "URL")]
+    snapshots: Option<String>,
 }
 
 /// The settings the flags, the environment and the file give.
@@ -36,6 +40,9 @@ pub fn config(args: &ServeArgs) -> Result<ServiceConfig> {
     }
     if args.allow_anonymous {
         config.allow_anonymous = true;
+    }
+    if let Some(url) = &args.snapshots {
+        config.snapshots = Some(url.clone());
     }
     config.validate()?;
     Ok(config)

@@ -67,6 +67,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
+        // Every native request is an object: serde would also fill a struct from an array,
+        // field by field (`[1, 2]` as a PATCH would set the lifetime and the idle timeout).
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_some_and(|b| *b != b'{') {
+            let value: Result<serde_json::Value, _> = serde_json::from_slice(&bytes);
+            return Err(ApiError::new(
+                ErrorKind::InvalidInput,
+                match value {
+                    Ok(_) => "the body must be a JSON object ({...})".to_string(),
+                    Err(e) => format!("the body is not valid JSON: {e}"),
+                },
+            ));
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }

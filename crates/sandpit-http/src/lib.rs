@@ -7,6 +7,7 @@ mod auth;
 mod body;
 pub mod compat;
 mod error;
+mod mcp;
 pub mod openapi;
 mod routes;
 mod state;
@@ -43,6 +44,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sessions/{id}/pause", post(sessions::pause))
         .route("/v1/sessions/{id}/resume", post(sessions::resume))
+        .route("/v1/sessions/{id}/snapshots", post(snapshots::create))
+        .route("/v1/snapshots", get(snapshots::list))
+        .route(
+            "/v1/snapshots/{name}",
+            get(snapshots::show).delete(snapshots::destroy),
+        )
         .route("/v1/sessions/{id}/execute", post(run::execute))
         .route("/v1/sessions/{id}/run", post(run::run))
         .route("/v1/sessions/{id}/commands", post(run::command))
@@ -68,6 +75,7 @@ pub fn router(state: AppState) -> Router {
             get(packages::get_env).put(packages::put_env),
         )
         .route("/v1/run", post(run::one_shot))
+        .merge(mcp::router(&state))
         .merge(compat::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
@@ -86,27 +94,57 @@ async fn not_found() -> ApiError {
 }
 
 /// Counts every error answer by kind (handlers attach it; other 4xx/5xx are guessed from the
-/// status).
+/// status). On the native routes, an error axum itself answered (a query string, a path or a
+/// multipart body it could not read, a method the route does not take: plain text or nothing)
+/// becomes the JSON error body every native error has, its status kept.
 async fn count_errors(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let native = req.uri().path().starts_with("/v1/");
     let response = next.run(req).await;
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
-        let kind = response
-            .extensions()
-            .get::<ErrorKind>()
-            .copied()
-            .unwrap_or(match status {
-                StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
-                StatusCode::NOT_FOUND => ErrorKind::NotFound,
-                StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
-                s if s.is_server_error() => ErrorKind::Internal,
-                _ => ErrorKind::InvalidInput,
-            });
+        let attached = response.extensions().get::<ErrorKind>().copied();
+        let kind = attached.unwrap_or(match status {
+            StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+            s if s.is_server_error() => ErrorKind::Internal,
+            _ => ErrorKind::InvalidInput,
+        });
         state.manager.metrics().error(kind);
+        let json = response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if native && attached.is_none() && !json {
+            let (_, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, 64 << 10)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&text).trim().to_string();
+            let message = match (status, text.is_empty()) {
+                (StatusCode::METHOD_NOT_ALLOWED, _) => {
+                    "this route does not take that method: see GET /docs for the API".to_string()
+                }
+                (_, true) => status
+                    .canonical_reason()
+                    .unwrap_or("the request failed")
+                    .to_string(),
+                (_, false) => text,
+            };
+            let body = sandpit_service::types::ErrorBody {
+                error: kind.as_str().to_string(),
+                message,
+            };
+            let mut response = (status, axum::Json(body)).into_response();
+            response.extensions_mut().insert(kind);
+            return response;
+        }
     }
     response
 }

@@ -53,7 +53,7 @@ impl Doc {
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
         parameters.extend(params.iter().cloned());
-        if path != "/health" && !path.starts_with("/openapi") && path != "/docs" {
+        if path != "/health" && !path.starts_with("/v1/downloads/") {
             op["security"] = json!([{ "bearer": [] }]);
         }
         if !parameters.is_empty() {
@@ -163,6 +163,45 @@ pub fn document() -> Value {
         None,
         ("200", "the session", json_of(info.clone())),
         COMMON,
+        &[],
+    );
+    let snapshot_req = d.schema::<sandpit_service::snapshots::CreateSnapshot>();
+    let snapshot = d.schema::<sandpit_service::snapshots::SnapshotInfo>();
+    d.op(
+        "post",
+        "/v1/sessions/{id}/snapshots",
+        "Snapshot the session's files, libraries and environment to the server's store (not its memory); the body is optional",
+        json_of(snapshot_req),
+        ("201", "the snapshot", json_of(snapshot.clone())),
+        &[400, 401, 404, 409, 410, 429, 500, 501, 503],
+        &[],
+    );
+    let snapshots = d.schema::<sandpit_service::snapshots::SnapshotList>();
+    d.op(
+        "get",
+        "/v1/snapshots",
+        "The key's snapshots",
+        None,
+        ("200", "the snapshots", json_of(snapshots)),
+        &[401, 500, 501],
+        &[],
+    );
+    d.op(
+        "get",
+        "/v1/snapshots/{name}",
+        "One of the key's snapshots, with a download URL for its archive (valid an hour)",
+        None,
+        ("200", "the snapshot", json_of(snapshot)),
+        &[400, 401, 404, 500, 501],
+        &[],
+    );
+    d.op(
+        "delete",
+        "/v1/snapshots/{name}",
+        "Remove one of the key's snapshots",
+        None,
+        ("204", "removed", None),
+        &[400, 401, 404, 500, 501],
         &[],
     );
 
@@ -335,6 +374,27 @@ pub fn document() -> Value {
         json_of(env.clone()),
         ("200", "the environment", json_of(env)),
         &[400, 401, 404, 413],
+        &[],
+    );
+
+    d.op("get", "/v1/tools", "The tools for function calling, as OpenAI or Anthropic tools", None,
+        ("200", "the tools", json_of(json!({"type": "object", "properties": {"format": {"type": "string"}, "tools": {"type": "array", "items": {"type": "object"}}}}))),
+        &[400, 401],
+        &[query("format", json!({"type": "string", "enum": ["openai", "anthropic"]}), "openai (default) or anthropic")]);
+    d.op(
+        "get",
+        "/v1/downloads/{token}",
+        "A file through a signed, expiring link (the token is the credential)",
+        None,
+        (
+            "200",
+            "its bytes",
+            Some((
+                "application/octet-stream",
+                json!({"type": "string", "format": "binary"}),
+            )),
+        ),
+        &[401, 404, 410],
         &[],
     );
 

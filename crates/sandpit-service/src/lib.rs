@@ -15,9 +15,12 @@ pub use sandpit::api as types;
 
 pub use config::{default_data_dir, ServiceConfig};
 pub use error::{ErrorKind, ServiceError, ServiceResult};
-pub use manager::{seconds, Busy, Entry, Manager, Owner, SERVER_LABEL};
+pub use manager::{seconds, Busy, Entry, Manager, Owner, Program, SERVER_LABEL};
 pub use metrics::Metrics;
 pub use store::{now, KeyInfo, SessionRecord, Store};
+
+/// Snapshots of sessions in object storage (the store, manifests, the API's snapshot types).
+pub use sandpit_snapshot as snapshots;
 
 /// The labels Sandpit puts on containers.
 pub use sandpit::labels;

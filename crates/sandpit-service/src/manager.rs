@@ -19,8 +19,14 @@ use crate::metrics::Metrics;
 use crate::store::{now, SessionRecord, Store};
 use crate::types::{CreateSession, OneShotRequest, RunResponse, SessionInfo, UpdateSession};
 
+mod snapshots;
+
 /// Label naming the server (its data folder) that owns a session.
 pub const SERVER_LABEL: &str = "sandpit.server";
+
+/// Label on the containers of sessions opened through [`Manager::create`] (`session`), so the
+/// sweeper can tell one whose open failed half-way from a warm pool's or a one-shot run's.
+const KIND_LABEL: &str = "sandpit.kind";
 
 /// Who makes a request: a key's id, or the anonymous owner of keyless compatibility calls.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -101,6 +107,10 @@ struct Shared {
     runs: Mutex<HashMap<String, Arc<Semaphore>>>,
     pools: tokio::sync::Mutex<HashMap<Language, SessionPool>>,
     metrics: Metrics,
+    /// When the sweeper last looked for containers of sessions that never opened.
+    orphans_checked: Mutex<Instant>,
+    /// Where snapshots go (`snapshots` in the config), when configured.
+    snapshots: Option<sandpit_snapshot::SnapshotStore>,
 }
 
 /// The session manager. Cheap to clone.
@@ -127,6 +137,7 @@ impl Manager {
         store: Store,
     ) -> ServiceResult<Manager> {
         let server_id = store.server_id()?;
+        let snapshots = snapshots::open_store(&config)?;
         let manager = Manager {
             shared: Arc::new(Shared {
                 config,
@@ -138,6 +149,8 @@ impl Manager {
                 runs: Mutex::new(HashMap::new()),
                 pools: tokio::sync::Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
+                orphans_checked: Mutex::new(Instant::now()),
+                snapshots,
             }),
         };
         manager.adopt_all().await;
@@ -185,6 +198,9 @@ impl Manager {
         owner: &Owner,
         req: CreateSession,
     ) -> ServiceResult<(SessionInfo, bool)> {
+        if req.from_snapshot.is_some() {
+            return self.restore(owner, req).await;
+        }
         let language: Language = req
             .language
             .parse()
@@ -197,6 +213,9 @@ impl Manager {
             }
         }
         let lifetime = self.lifetime(req.timeout)?;
+        if let Some(idle) = req.idle_timeout {
+            check_idle(idle, self.shared.config.max_lifetime)?;
+        }
         let idle = req
             .idle_timeout
             .unwrap_or(self.shared.config.default_idle_timeout);
@@ -266,6 +285,12 @@ impl Manager {
             policy.cpus = c;
         }
         if let Some(p) = req.max_processes {
+            // The kernel's own ceiling on process ids; past it the engine fails to start it.
+            if p > 4_194_304 {
+                return Err(ServiceError::invalid(format!(
+                    "max_processes {p}: at most 4194304"
+                )));
+            }
             policy.max_processes = p;
         }
         if let Some(d) = &req.disk {
@@ -274,10 +299,15 @@ impl Manager {
         if let Some(r) = &req.runtime {
             policy.runtime = sandpit::RuntimeChoice::Named(r.clone());
         }
-        for key in req.env.keys() {
+        for (key, value) in &req.env {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ServiceError::invalid(format!(
                     "{key:?} is not an environment variable name"
+                )));
+            }
+            if value.contains('\0') {
+                return Err(ServiceError::invalid(format!(
+                    "the value of {key} holds a NUL byte"
                 )));
             }
         }
@@ -290,7 +320,8 @@ impl Manager {
             .tied_to_process(false)
             .lifetime(Duration::from_secs(self.shared.config.max_lifetime))
             .label(crate::labels::OWNER, owner.0.clone())
-            .label(SERVER_LABEL, self.shared.server_id.clone());
+            .label(SERVER_LABEL, self.shared.server_id.clone())
+            .label(KIND_LABEL, "session");
         for (k, v) in &req.env {
             b = b.env(k.clone(), v.clone());
         }
@@ -299,6 +330,7 @@ impl Manager {
             b = b.label(k.clone(), v.clone());
         }
         if let Some(image) = &req.image {
+            check_image(image)?;
             b = b.image(image.clone());
         }
         if let Some(ca) = &self.shared.config.ca_bundle {
@@ -439,6 +471,27 @@ impl Manager {
         if e.kind() == sandpit::ErrorKind::Gone {
             self.forget(entry).await;
         }
+        // A container removed from outside while a call ran shows up as whatever that call
+        // met ("not running: Removal In Progress", an exec that cannot start): ask the engine.
+        if matches!(
+            e.kind(),
+            sandpit::ErrorKind::Internal | sandpit::ErrorKind::Exhausted
+        ) {
+            let name = entry.session.container_name();
+            let removed = match self.shared.engine.inspect_container(name).await {
+                Err(err) => err.kind == sandpit::engine::EngineErrorKind::NotFound,
+                Ok(state) => matches!(state.status.as_str(), "removing" | "dead"),
+            };
+            if removed {
+                self.forget(entry).await;
+                return ServiceError::new(
+                    ErrorKind::Gone,
+                    format!(
+                        "sandbox container {name} is gone (removed or killed from outside); open a new session"
+                    ),
+                );
+            }
+        }
         e.into()
     }
 
@@ -480,10 +533,12 @@ impl Manager {
             created_at: rfc3339(r.created),
             expires_at: rfc3339(r.expires_at),
             idle_timeout: r.idle_timeout,
+            run_timeout: r.run_timeout_ms as f64 / 1000.0,
             last_used_at: rfc3339(r.last_used),
             metadata: r.metadata,
             libraries: s.installed_libraries(),
             usage,
+            restored: None,
         })
     }
 
@@ -534,11 +589,20 @@ impl Manager {
     ) -> ServiceResult<SessionInfo> {
         let entry = self.get(owner, id)?;
         let max = self.shared.config.max_lifetime;
+        // Everything is checked before anything changes: a refused request changes nothing.
+        if let Some(meta) = &req.metadata {
+            for k in meta.keys() {
+                check_meta(k)?;
+            }
+        }
+        if let Some(idle) = req.idle_timeout {
+            check_idle(idle, max)?;
+        }
         {
             let mut r = entry.record.lock().expect("record");
             if let Some(secs) = req.timeout {
                 let t = now();
-                let until = t + secs;
+                let until = t.saturating_add(secs);
                 let limit = r.created + max;
                 if secs == 0 || until > limit {
                     return Err(ServiceError::invalid(format!(
@@ -552,9 +616,6 @@ impl Manager {
                 r.idle_timeout = idle;
             }
             if let Some(meta) = req.metadata {
-                for k in meta.keys() {
-                    check_meta(k)?;
-                }
                 r.metadata.extend(meta);
             }
             r.last_used = now();
@@ -588,6 +649,59 @@ impl Manager {
             self.destroy(owner, id).await?;
         }
         Ok(ids.len())
+    }
+
+    /// What all the owner's sessions use together (CPU, memory, processes, disk, network).
+    pub async fn total_usage(&self, owner: &Owner) -> ServiceResult<crate::types::UsageInfo> {
+        let mut total = crate::types::UsageInfo {
+            cpu_seconds: 0.0,
+            memory_bytes: 0,
+            memory_peak_bytes: None,
+            memory_limit_bytes: 0,
+            pids: 0,
+            disk_used_bytes: 0,
+            disk_limit_bytes: None,
+            net_rx_bytes: 0,
+            net_tx_bytes: 0,
+        };
+        for (_, health) in self.health_all(owner).await {
+            let u = health?;
+            total.cpu_seconds += u.cpu_seconds;
+            total.memory_bytes += u.memory_bytes;
+            total.memory_limit_bytes += u.memory_limit_bytes;
+            total.pids += u.pids;
+            total.disk_used_bytes += u.disk_used_bytes;
+            total.net_rx_bytes += u.net_rx_bytes;
+            total.net_tx_bytes += u.net_tx_bytes;
+        }
+        Ok(total)
+    }
+
+    /// Asks each of the owner's sessions what it uses: a session that answers is healthy, one
+    /// that does not says why.
+    pub async fn health_all(
+        &self,
+        owner: &Owner,
+    ) -> Vec<(String, ServiceResult<crate::types::UsageInfo>)> {
+        let entries: Vec<Arc<Entry>> = self
+            .shared
+            .sessions
+            .read()
+            .expect("sessions")
+            .values()
+            .filter(|e| e.owner() == owner.0)
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = e.session.id().to_string();
+            let usage = match e.session.usage().await {
+                Ok(u) => Ok(u.into()),
+                Err(err) => Err(self.failed(&e, err).await),
+            };
+            out.push((id, usage));
+        }
+        out
     }
 
     /// Replaces the session's environment (kept across a restart).
@@ -625,11 +739,73 @@ impl Manager {
             options = options.stdin(stdin.into_bytes());
         }
         let result = session.run_with(&req.code, options).await;
-        tokio::spawn(async move {
-            let _ = session.release().await;
-        });
+        // Closed by the drop worker: the answer does not wait, and a shutdown cannot lose it.
+        drop(session);
         self.shared.metrics.run("one_shot", started.elapsed());
         Ok(result?.into())
+    }
+
+    /// One program in a fresh sandbox, with what [`Self::run_once`] does not offer (the
+    /// compatibility APIs need it): files written beside the program first, a memory limit
+    /// of its own (then a sandbox opened for it rather than one from the warm pool), and a
+    /// wait of up to `wait` for one of the owner's run slots (`Exhausted` after it). The
+    /// run's options (timeout, stdin, arguments, environment, output sink) are the caller's.
+    /// The sandbox is closed before this returns.
+    pub async fn run_program(
+        &self,
+        owner: &Owner,
+        program: Program,
+    ) -> ServiceResult<sandpit::RunResult> {
+        let runs = self.runs_of(owner);
+        let _permit = match tokio::time::timeout(program.wait, runs.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(ServiceError::new(
+                    ErrorKind::Exhausted,
+                    format!(
+                        "this key has {} runs going, its limit, and none ended within {:.1} s: try again later",
+                        self.run_limit(owner),
+                        program.wait.as_secs_f64()
+                    ),
+                ))
+            }
+        };
+        let started = Instant::now();
+        let result = match program.memory {
+            Some(memory) => {
+                let mut policy = SecurityPolicy::standard();
+                policy.memory = memory;
+                let mut builder = SandboxSession::builder()
+                    .language(program.language)
+                    .engine(self.shared.engine.clone())
+                    .policy(policy)
+                    .label(SERVER_LABEL, self.shared.server_id.clone())
+                    .label(crate::labels::OWNER, owner.0.clone())
+                    .lifetime(Duration::from_secs(3600));
+                if let Some(ca) = &self.shared.config.ca_bundle {
+                    builder = builder.extra_ca_certificates(ca.clone());
+                }
+                let session = builder.open().await?;
+                let result =
+                    run_with_files(&session, &program.code, program.options, &program.files).await;
+                if let Err(e) = session.close().await {
+                    tracing::warn!("closing the sandbox of a one-shot run failed: {e}");
+                }
+                result?
+            }
+            None => {
+                let pool = self.pool(program.language).await?;
+                let session = pool.acquire().await?;
+                let result =
+                    run_with_files(&session, &program.code, program.options, &program.files).await;
+                if let Err(e) = session.release().await {
+                    tracing::warn!("closing the pooled sandbox of a one-shot run failed: {e}");
+                }
+                result?
+            }
+        };
+        self.shared.metrics.run("one_shot", started.elapsed());
+        Ok(result)
     }
 
     async fn pool(&self, language: Language) -> ServiceResult<SessionPool> {
@@ -644,10 +820,11 @@ impl Manager {
             .get(language.name())
             .copied()
             .unwrap_or(0);
+        // Warm sandboxes belong to this process (never adopted): `sandpit gc` removes what a
+        // killed server left of them.
         let mut builder = SandboxSession::builder()
             .language(language)
             .engine(self.shared.engine.clone())
-            .tied_to_process(false)
             .label(SERVER_LABEL, self.shared.server_id.clone())
             .label(crate::labels::OWNER, "pool")
             .lifetime(Duration::from_secs(3600));
@@ -700,7 +877,9 @@ impl Manager {
             let r = entry.record();
             let busy = entry.in_flight.load(Ordering::SeqCst) > 0;
             let expired = t >= r.expires_at;
-            let idle = !busy && r.paused_since.is_none() && t >= r.last_used + r.idle_timeout;
+            let idle = !busy
+                && r.paused_since.is_none()
+                && t >= r.last_used.saturating_add(r.idle_timeout);
             if expired || (idle && !self.shared.config.pause_when_idle) {
                 tracing::info!(
                     "closing session {} ({})",
@@ -716,6 +895,73 @@ impl Manager {
                 if let Err(e) = self.pause_entry(&entry).await {
                     tracing::warn!("pausing idle session {}: {e}", r.id);
                 }
+            }
+        }
+        self.remove_orphans().await;
+    }
+
+    /// Removes, now and then, the containers of this server's sessions that belong to no
+    /// session: an open that failed half-way (the engine went away while it ran, so its
+    /// clean-up could not reach the engine either) leaves one that nobody can reach. Only
+    /// containers of [`Manager::create`]'s sessions count (not a warm pool's or a one-shot
+    /// run's), made a while ago, of an owner with no open in progress.
+    async fn remove_orphans(&self) {
+        {
+            let mut checked = self.shared.orphans_checked.lock().expect("orphans");
+            if checked.elapsed() < Duration::from_secs(15) {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        let label = format!("{SERVER_LABEL}={}", self.shared.server_id);
+        let Ok(containers) = self.shared.engine.list_containers(&label).await else {
+            return;
+        };
+        let t = now() as i64;
+        for c in containers {
+            let ours = c.labels.get(KIND_LABEL).map(String::as_str) == Some("session");
+            let (Some(id), Some(owner)) = (
+                c.labels.get(sandpit::labels::SESSION),
+                c.labels.get(crate::labels::OWNER),
+            ) else {
+                continue;
+            };
+            let known = self
+                .shared
+                .sessions
+                .read()
+                .expect("sessions")
+                .contains_key(id);
+            let opening = self
+                .shared
+                .opening
+                .lock()
+                .expect("opening")
+                .get(owner)
+                .is_some_and(|n| *n > 0);
+            if !ours || known || opening || t - c.created < 30 {
+                continue;
+            }
+            tracing::info!(
+                "removing container {}: no session of this server owns it",
+                c.name
+            );
+            // Closed as a session (its disk goes too); `adopt`'s future is not `Send`, so it
+            // runs on a blocking thread of its own rather than in the sweeper's task.
+            let (engine, id) = (self.shared.engine.clone(), id.clone());
+            let handle = tokio::runtime::Handle::current();
+            let closed = tokio::task::spawn_blocking(move || {
+                handle.block_on(async move {
+                    match sandpit::adopt(&engine, &id).await {
+                        Ok(session) => session.close().await.is_ok(),
+                        Err(_) => false,
+                    }
+                })
+            })
+            .await
+            .unwrap_or(false);
+            if !closed {
+                let _ = self.shared.engine.remove_container(&c.name).await;
             }
         }
     }
@@ -836,11 +1082,45 @@ impl Manager {
         }
     }
 
+    /// Removes the warm pool sessions a closed pool could not: one its filler was still opening
+    /// finishes after the close, and the pool closes it in a task this exiting process would
+    /// not run. Nobody could reach them; they would wait for the next start otherwise.
+    async fn remove_pool_leftovers(&self) {
+        let label = format!("{SERVER_LABEL}={}", self.shared.server_id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut quiet = 0;
+        while quiet < 2 && Instant::now() < deadline {
+            let Ok(containers) = self.shared.engine.list_containers(&label).await else {
+                return;
+            };
+            let pool: Vec<String> = containers
+                .iter()
+                .filter(|c| c.labels.get(crate::labels::OWNER).map(String::as_str) == Some("pool"))
+                .filter_map(|c| c.labels.get(sandpit::labels::SESSION).cloned())
+                .collect();
+            if pool.is_empty() {
+                quiet += 1;
+            } else {
+                quiet = 0;
+                for id in pool {
+                    if let Ok(session) = sandpit::adopt(&self.shared.engine, &id).await {
+                        let _ = session.close().await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Closes the warm pools (sessions stay: the next server process adopts them).
     pub async fn shutdown(&self) {
         for (_, pool) in self.shared.pools.lock().await.drain() {
             let _ = pool.close().await;
         }
+        // Sandboxes of one-shot runs still being removed.
+        let _ =
+            tokio::task::spawn_blocking(|| sandpit::wait_for_drops(Duration::from_secs(30))).await;
+        self.remove_pool_leftovers().await;
         let records: Vec<SessionRecord> = self
             .shared
             .sessions
@@ -852,7 +1132,50 @@ impl Manager {
         for r in records {
             let _ = self.shared.store.save_session(&r);
         }
+        // The sessions stay for the next server process, but dropping a session's last handle
+        // removes its container (the library's drop worker): let the handles go unclosed.
+        let entries: Vec<Arc<Entry>> = self
+            .shared
+            .sessions
+            .write()
+            .expect("sessions")
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
+        for entry in entries {
+            std::mem::forget(entry);
+        }
     }
+}
+
+/// A program for [`Manager::run_program`].
+#[derive(Debug)]
+pub struct Program {
+    /// Its language.
+    pub language: Language,
+    /// Its source.
+    pub code: String,
+    /// Timeout, stdin, arguments, environment, output sink.
+    pub options: RunOptions,
+    /// Files written into the workdir before it runs: (relative path, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// A memory limit in bytes other than the standard policy's (`None`: the standard one).
+    pub memory: Option<u64>,
+    /// How long to wait for a free run slot of the owner.
+    pub wait: Duration,
+}
+
+/// Writes `files`, then runs `code`.
+async fn run_with_files(
+    session: &SandboxSession,
+    code: &str,
+    options: RunOptions,
+    files: &[(String, Vec<u8>)],
+) -> sandpit::Result<sandpit::RunResult> {
+    for (path, data) in files {
+        session.files().write(path, data, None).await?;
+    }
+    session.run_with(code, options).await
 }
 
 /// A place held in an owner's session limit.
@@ -893,6 +1216,16 @@ fn check_name(name: &str) -> ServiceResult<()> {
     Ok(())
 }
 
+/// An idle timeout no longer than the longest lifetime (a session cannot idle past its end).
+fn check_idle(idle: u64, max_lifetime: u64) -> ServiceResult<()> {
+    if idle == 0 || idle > max_lifetime {
+        return Err(ServiceError::invalid(format!(
+            "idle_timeout {idle} s: give between 1 s and {max_lifetime} s (the longest lifetime)"
+        )));
+    }
+    Ok(())
+}
+
 fn check_meta(key: &str) -> ServiceResult<()> {
     if key.is_empty()
         || key.len() > 128
@@ -902,6 +1235,32 @@ fn check_meta(key: &str) -> ServiceResult<()> {
     {
         return Err(ServiceError::invalid(format!(
             "metadata key {key:?}: use letters, digits, _, - and ."
+        )));
+    }
+    // Metadata become container labels: Sandpit's own (owner, session, expiry) are not the
+    // caller's to set.
+    if key.starts_with("sandpit.") {
+        return Err(ServiceError::invalid(format!(
+            "metadata key {key:?}: keys starting with `sandpit.` are reserved for Sandpit's own labels"
+        )));
+    }
+    Ok(())
+}
+
+/// An image reference as the engine reads one (`name[:tag][@digest]`), so a malformed one is
+/// bad input rather than an engine failure.
+fn check_image(image: &str) -> ServiceResult<()> {
+    let ok = !image.is_empty()
+        && image.len() <= 255
+        && !image.starts_with(['-', '.', '/', ':', '@'])
+        && image
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+        && !image.contains("..")
+        && !image.contains("//");
+    if !ok {
+        return Err(ServiceError::invalid(format!(
+            "image {image:?} is not an image reference such as sandpit/python:latest"
         )));
     }
     Ok(())

@@ -198,6 +198,28 @@ impl SandboxSession {
     }
 }
 
+impl SandboxSession {
+    /// Hands the close to the one drop worker and returns at once (the worker removes the
+    /// container; before the process exits it waits for its work in hand). For callers that
+    /// must not wait, such as a pool giving a session back.
+    pub fn close_in_background(&self) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let committed = self
+            .inner
+            .close_progress
+            .try_lock()
+            .map(|p| p.committed)
+            .unwrap_or(false);
+        crate::drop_worker::submit(
+            self.inner.engine.clone(),
+            ClosePlan::of(&self.inner),
+            committed,
+        );
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.closed.load(Ordering::SeqCst) {

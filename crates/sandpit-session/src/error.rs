@@ -290,6 +290,12 @@ pub enum Error {
         /// True for a path inside the sandbox, false for one on the host.
         in_sandbox: bool,
     },
+    /// A file or folder is in the way.
+    #[error("{path} exists already; choose another destination or delete it first")]
+    PathExists {
+        /// The path.
+        path: String,
+    },
     /// A local file operation failed.
     #[error("{action} {path} failed: {source}")]
     Io {
@@ -388,6 +394,7 @@ impl Error {
             | E::LibraryInstall { .. }
             | E::BuildImage { .. } => ErrorKind::InvalidInput,
             E::ImageNotFound { .. } | E::PathNotFound { .. } => ErrorKind::NotFound,
+            E::PathExists { .. } => ErrorKind::Conflict,
             E::SessionGone { .. } | E::SessionClosed { .. } => ErrorKind::Gone,
             E::Timeout { .. } => ErrorKind::Timeout,
             E::PoolExhausted { .. } | E::ExecStart { .. } => ErrorKind::Exhausted,

@@ -317,9 +317,9 @@ impl Files<'_> {
             4 => Err(invalid("it is not a file".into())),
             5 => Err(invalid("it is not a folder".into())),
             6 => Err(invalid("that is the workdir itself".into())),
-            7 => Err(Error::InvalidInput(format!(
-                "{path}: the destination exists already"
-            ))),
+            7 => Err(Error::PathExists {
+                path: path.to_string(),
+            }),
             code => Err(Error::InvalidInput(format!(
                 "{path}: the file operation failed (exit code {code}): {said}"
             ))),

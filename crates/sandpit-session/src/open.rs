@@ -105,6 +105,20 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         }
     };
 
+    // From here a caller that stops waiting (a dropped future) leaves nothing behind: the
+    // guard hands what exists so far to the drop worker.
+    let mut guard = OpenGuard {
+        engine: engine.clone(),
+        plan: Some(crate::close::ClosePlan {
+            container: format!("sandpit-{language}-{id}"),
+            commit_to: None,
+            remove_image: (built_image && !b.keep_template).then(|| image.clone()),
+            workdir: b.workdir.clone(),
+            volume: prepared.volume.clone(),
+            disk: prepared.disk.clone(),
+        }),
+    };
+
     // Without network hot-plug (gVisor), libraries go into an image first.
     let libraries: Vec<String> = b.libraries.iter().map(|l| l.trim().to_string()).collect();
     let libraries_in_image = !libraries.is_empty() && !prepared.hotplug;
@@ -122,6 +136,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         {
             Ok(tag) => image = tag,
             Err(e) => {
+                guard.disarm();
                 discard_disk(&engine, &prepared).await;
                 return Err(e);
             }
@@ -167,6 +182,7 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
     .await;
     step("created and started");
     if let Err(e) = created {
+        guard.disarm();
         let _ = remove_container(&engine, &container).await;
         discard_disk(&engine, &prepared).await;
         if built_image && !b.keep_template {
@@ -180,6 +196,8 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
     } else {
         HashSet::new()
     };
+    // The session's own drop takes over from the guard.
+    guard.disarm();
     let session = SandboxSession {
         inner: Arc::new(Inner {
             engine,
@@ -220,6 +238,30 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
     }
     step("set up");
     Ok(session)
+}
+
+/// Cleans up after an open that was abandoned half-way.
+struct OpenGuard {
+    engine: Engine,
+    plan: Option<crate::close::ClosePlan>,
+}
+
+impl OpenGuard {
+    fn disarm(&mut self) {
+        self.plan = None;
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(plan) = self.plan.take() {
+            tracing::debug!(
+                "an open of {} was abandoned; removing what it made",
+                plan.container
+            );
+            crate::drop_worker::submit(self.engine.clone(), plan, false);
+        }
+    }
 }
 
 fn validate(b: &SessionBuilder) -> Result<()> {

@@ -234,7 +234,9 @@ impl SessionPool {
         self.shared.state.lock().expect("pool state").idle.len()
     }
 
-    /// Stops refilling and closes the idle sessions. Sessions handed out close when released.
+    /// Stops refilling and closes the idle sessions; sessions still opening are closed as
+    /// soon as they are open (waited for, up to a minute). Sessions handed out close when
+    /// released.
     pub async fn close(&self) -> Result<()> {
         let idle: Vec<Idle> = {
             let mut st = self.shared.state.lock().expect("pool state");
@@ -247,6 +249,17 @@ impl SessionPool {
         for i in idle {
             if let Err(e) = i.session.close().await {
                 first_error.get_or_insert(e);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let notified = self.shared.ready.notified();
+            if self.shared.state.lock().expect("pool state").opening == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!("the session pool closed with sessions still opening; `gc` removes them once they expire");
+                break;
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -305,9 +318,7 @@ async fn fill(pool: Weak<Shared>) {
             (n, expired)
         };
         for old in expired {
-            tokio::spawn(async move {
-                let _ = old.session.close().await;
-            });
+            old.session.close_in_background();
         }
         for _ in 0..to_open {
             let shared = shared.clone();
@@ -324,10 +335,9 @@ async fn fill(pool: Weak<Shared>) {
                         });
                     }
                     Ok(session) => {
+                        // The pool closed while it opened: it goes at once.
                         drop(st);
-                        tokio::spawn(async move {
-                            let _ = session.close().await;
-                        });
+                        session.close_in_background();
                         shared.ready.notify_waiters();
                         return;
                     }
@@ -406,15 +416,8 @@ impl Drop for PooledSession {
         let Some(session) = self.session.take() else {
             return;
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let _ = session.close().await;
-                });
-            }
-            // Outside a runtime the session's own drop fallback removes the container.
-            Err(_) => drop(session),
-        }
+        // The drop worker closes it: a runtime shutting down cannot cancel that.
+        session.close_in_background();
         self.free_slot();
     }
 }

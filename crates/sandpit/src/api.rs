@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-
 /// A size: bytes, or text such as `512m` or `1g`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -33,7 +32,9 @@ impl Size {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
-    /// python, java, javascript, cpp, go or ruby (aliases such as py, js, c++ work).
+    /// python, java, javascript, cpp, go or ruby (aliases such as py, js, c++ work); with
+    /// `from_snapshot` it may be left out (the snapshot's language).
+    #[serde(default)]
     pub language: String,
     /// A name unique for the key: asking again for the same name returns the same session.
     #[serde(default)]
@@ -162,6 +163,8 @@ pub struct SessionInfo {
     pub expires_at: String,
     /// Seconds without a call before it closes.
     pub idle_timeout: u64,
+    /// Default timeout of each run, command and execute, in seconds.
+    pub run_timeout: f64,
     /// The last call (RFC 3339).
     pub last_used_at: String,
     /// The caller's metadata.
@@ -171,6 +174,26 @@ pub struct SessionInfo {
     /// What it uses now (on `GET /v1/sessions/{id}`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub usage: Option<UsageInfo>,
+    /// How it was restored, on the answer to `POST /v1/sessions` with `from_snapshot`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub restored: Option<RestoredFrom>,
+}
+
+/// How a session opened with `from_snapshot` was restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RestoredFrom {
+    /// The snapshot's name.
+    pub snapshot: String,
+    /// Regular files written back into the workdir (modes kept).
+    pub files: u64,
+    /// Bytes of file content written back.
+    pub content_bytes: u64,
+    /// Libraries installed again.
+    pub libraries: Vec<String>,
+    /// The memory of processes is not part of a snapshot: the kernel starts empty.
+    pub kernel_state: String,
+    /// Milliseconds the restore took, opening the session included.
+    pub duration_ms: u64,
 }
 
 /// `GET /v1/sessions`.

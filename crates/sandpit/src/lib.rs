@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 pub mod api;
+pub mod tools;
 
 pub use sandpit_session::*;
 

@@ -123,6 +123,30 @@ fn timeout_of(t: Option<f64>) -> Result<Option<std::time::Duration>, ServiceErro
     t.map(|s| seconds("timeout", s)).transpose()
 }
 
+/// Refuses a NUL byte where the sandbox cannot take one (an argument, a command line, a
+/// kernel's code): checked here so it is bad input, not a failed process or a dead kernel.
+fn no_nul(what: &str, text: &str) -> Result<(), ServiceError> {
+    if text.contains('\0') {
+        return Err(ServiceError::invalid(format!(
+            "{what} holds a NUL byte, which a process cannot be given"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks extra environment variables: names non-empty without `=` or NUL, values without NUL.
+fn check_env(env: &std::collections::BTreeMap<String, String>) -> Result<(), ServiceError> {
+    for (key, value) in env {
+        if key.is_empty() || key.contains('=') || key.contains('\0') {
+            return Err(ServiceError::invalid(format!(
+                "{key:?} is not an environment variable name (it must be non-empty, without = or NUL)"
+            )));
+        }
+        no_nul(&format!("the value of {key}"), value)?;
+    }
+    Ok(())
+}
+
 /// `POST /v1/sessions/{id}/execute`.
 pub async fn execute(
     State(state): State<AppState>,
@@ -131,6 +155,7 @@ pub async fn execute(
     headers: HeaderMap,
     JsonBody(req): JsonBody<ExecuteRequest>,
 ) -> ApiResult<Response> {
+    no_nul("the code", &req.code)?;
     let busy: Busy = state.manager.busy(&owner, &id).await?;
     let timeout = timeout_of(req.timeout)?;
     let (tx, rx) = sink();
@@ -162,6 +187,10 @@ pub async fn run(
     headers: HeaderMap,
     JsonBody(req): JsonBody<RunRequest>,
 ) -> ApiResult<Response> {
+    check_env(&req.env)?;
+    for arg in &req.args {
+        no_nul("an argument", arg)?;
+    }
     let busy = state.manager.busy(&owner, &id).await?;
     let timeout = timeout_of(req.timeout)?;
     let (tx, rx) = sink();
@@ -202,6 +231,8 @@ pub async fn command(
     headers: HeaderMap,
     JsonBody(req): JsonBody<CommandRequest>,
 ) -> ApiResult<Response> {
+    check_env(&req.env)?;
+    no_nul("the command", &req.command)?;
     let busy = state.manager.busy(&owner, &id).await?;
     let timeout = timeout_of(req.timeout)?;
     let (tx, rx) = sink();
@@ -240,5 +271,8 @@ pub async fn one_shot(
     Auth(owner): Auth,
     JsonBody(req): JsonBody<OneShotRequest>,
 ) -> ApiResult<Json<RunResponse>> {
+    for arg in &req.args {
+        no_nul("an argument", arg)?;
+    }
     Ok(Json(state.manager.run_once(&owner, req).await?))
 }

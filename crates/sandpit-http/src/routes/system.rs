@@ -45,8 +45,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text (with a key, like every route but health).
+pub async fn metrics(State(state): State<AppState>, _auth: crate::auth::Auth) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.manager.metrics().render(state.manager.open_count()),

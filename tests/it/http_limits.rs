@@ -1,0 +1,357 @@
+//! The server's limits, set through `SANDPIT_*` variables: sessions per key and concurrent runs
+//! per key (429), the request body size (413); and bad input on every JSON route (malformed
+//! JSON, the wrong shape, unknown fields and routes), each a clear 4xx that changes nothing.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::http_sessions::{server_label_of, stop_and_check_nothing_left};
+use crate::server::{containers_with, send, Server};
+
+fn assert_error(what: &str, (status, body): (u16, Value), want: u16, kind: &str) {
+    assert_eq!(
+        status, want,
+        "{what}: expected {want}, got {status}: {body}"
+    );
+    assert_eq!(body["error"], kind, "{what}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.len() > 10),
+        "{what}: the error needs a message: {body}"
+    );
+}
+
+#[test]
+fn sessions_and_runs_per_key_are_limited() {
+    let server = Server::start_with(
+        &[
+            ("SANDPIT_SESSIONS_PER_KEY", "2"),
+            ("SANDPIT_RUNS_PER_KEY", "1"),
+            ("SANDPIT_POOL", "python=1"),
+        ],
+        &[],
+    );
+    let other = server.add_key("other");
+    let a = server.session_with(json!({"language": "python", "name": "a"}));
+    let label = server_label_of(&a);
+    let b = server.python_session();
+    let containers = containers_with(&label).len();
+    let answer = server.json("POST", "/v1/sessions", Some(json!({"language": "python"})));
+    assert_error("a third session", answer.clone(), 429, "exhausted");
+    assert!(
+        answer.1["message"].as_str().unwrap().contains("limit is 2"),
+        "the message should name the limit: {}",
+        answer.1
+    );
+    assert_eq!(
+        containers_with(&label).len(),
+        containers,
+        "the refused session made a container"
+    );
+    // Get-or-create of a session the key has is not a new session: no limit in the way.
+    let (status, again) = server.json(
+        "POST",
+        "/v1/sessions",
+        Some(json!({"language": "python", "name": "a"})),
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], a.as_str());
+    // The limit is per key: another key still opens one.
+    let (status, theirs) = send(
+        server.req_as(&other, "POST", "/v1/sessions"),
+        Some(json!({"language": "python"})),
+    );
+    assert_eq!(status, 201, "{theirs}");
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    // Closing one frees a place.
+    let (status, _) = server.json("DELETE", &format!("/v1/sessions/{b}"), None);
+    assert_eq!(status, 204);
+    let b = server.python_session();
+
+    // One run at a time for this key: a second, on any route, is 429 while the first goes on.
+    let slow = {
+        let req = server.req("POST", &format!("/v1/sessions/{a}/run"));
+        std::thread::spawn(move || {
+            send(
+                req,
+                Some(json!({"code": "import time\ntime.sleep(4)\nprint('slow')"})),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    for (what, path, body) in [
+        (
+            "execute",
+            format!("/v1/sessions/{b}/execute"),
+            json!({"code": "1"}),
+        ),
+        (
+            "run",
+            format!("/v1/sessions/{b}/run"),
+            json!({"code": "print(1)"}),
+        ),
+        (
+            "commands",
+            format!("/v1/sessions/{a}/commands"),
+            json!({"command": "true"}),
+        ),
+        (
+            "one-shot",
+            "/v1/run".to_string(),
+            json!({"language": "python", "code": "print(1)"}),
+        ),
+    ] {
+        let answer = server.json("POST", &path, Some(body));
+        assert_error(
+            &format!("{what} during another run"),
+            answer,
+            429,
+            "exhausted",
+        );
+    }
+    // Another key is not held back by this key's run.
+    let (status, out) = send(
+        server.req_as(&other, "POST", &format!("/v1/sessions/{theirs}/execute")),
+        Some(json!({"code": "6 * 7"})),
+    );
+    assert_eq!(status, 200, "{out}");
+    let (status, out) = slow.join().unwrap();
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["stdout"], "slow\n");
+    // The slot is free again once the run ended.
+    let (status, out) = server.json(
+        "POST",
+        &format!("/v1/sessions/{b}/execute"),
+        Some(json!({"code": "6 * 7"})),
+    );
+    assert_eq!(status, 200, "{out}");
+    let (status, out) = server.json(
+        "POST",
+        "/v1/run",
+        Some(json!({"language": "python", "code": "print(6 * 7)"})),
+    );
+    assert_eq!(status, 200, "{out}");
+    let (status, _) = send(
+        server.req_as(&other, "DELETE", &format!("/v1/sessions/{theirs}")),
+        None,
+    );
+    assert_eq!(status, 204);
+    stop_and_check_nothing_left(server, &label);
+}
+
+#[test]
+fn request_bodies_past_the_limit_are_413_and_change_nothing() {
+    let server = Server::start_with(
+        &[("SANDPIT_MAX_BODY_BYTES", "1048576"), ("SANDPIT_POOL", "")],
+        &[],
+    );
+    let id = server.python_session();
+    let s = format!("/v1/sessions/{id}");
+    let big = vec![b'x'; 2 << 20];
+    let just_fits = vec![b'y'; 1 << 19];
+
+    // Raw file bytes.
+    let (status, body) = server.raw_keyed("PUT", &format!("{s}/files/big.bin"), &big);
+    assert_error("a 2 MiB file", (status, body), 413, "too_large");
+    let (status, _) = server.raw_keyed("GET", &format!("{s}/files/big.bin"), b"");
+    assert_eq!(status, 404, "the refused file was written");
+    let (status, body) = server.raw_keyed("PUT", &format!("{s}/files/fits.bin"), &just_fits);
+    assert_eq!(status, 201, "a body under the limit: {body}");
+    // Chunked, with no length announced.
+    let auth = format!("Bearer {}", server.key);
+    let mut chunked = Vec::new();
+    for piece in big.chunks(256 << 10) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (status, _, body) = server.raw(
+        "PUT",
+        &format!("{s}/files/chunked.bin"),
+        &[("Authorization", &auth), ("Transfer-Encoding", "chunked")],
+        &chunked,
+    );
+    assert_error("a 2 MiB chunked body", (status, body), 413, "too_large");
+    let (status, _) = server.raw_keyed("GET", &format!("{s}/files/chunked.bin"), b"");
+    assert_eq!(status, 404, "the refused chunked file was written");
+    // A multipart upload.
+    let (content_type, form) = crate::http_files::multipart(&[("file", Some("big.bin"), &big)]);
+    let (status, _, body) = server.raw(
+        "POST",
+        &format!("{s}/files"),
+        &[("Authorization", &auth), ("Content-Type", &content_type)],
+        &form,
+    );
+    assert_error("a 2 MiB upload", (status, body), 413, "too_large");
+    // JSON on every route that takes it.
+    let code = "#".repeat(2 << 20);
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/sessions".to_string(),
+            json!({"language": "python", "metadata": {"pad": code}}),
+        ),
+        ("POST", format!("{s}/run"), json!({"code": code})),
+        ("POST", format!("{s}/execute"), json!({"code": code})),
+        ("POST", format!("{s}/commands"), json!({"command": code})),
+        (
+            "POST",
+            "/v1/run".to_string(),
+            json!({"language": "python", "code": code}),
+        ),
+        ("PUT", format!("{s}/env"), json!({"env": {"BIG": code}})),
+        ("PATCH", s.clone(), json!({"metadata": {"pad": code}})),
+        ("POST", format!("{s}/packages"), json!({"packages": [code]})),
+        (
+            "POST",
+            format!("{s}/files/ops"),
+            json!({"op": "mkdir", "path": code}),
+        ),
+    ] {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let (status, body) = server.raw_keyed(method, &path, &bytes);
+        assert_error(
+            &format!("{method} {path} with 2 MiB of JSON"),
+            (status, body),
+            413,
+            "too_large",
+        );
+    }
+    // Nothing changed.
+    let (_, list) = server.json("GET", "/v1/sessions", None);
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["sessions"][0]["metadata"], json!({}), "{list}");
+    let (_, env) = server.json("GET", &format!("{s}/env"), None);
+    assert_eq!(env, json!({"env": {}}));
+    let out = server.sh(&id, "ls");
+    assert_eq!(out["stdout"], "fits.bin\n", "{out}");
+    // And the server still answers.
+    let (status, out) = server.json(
+        "POST",
+        &format!("{s}/execute"),
+        Some(json!({"code": "1 + 1"})),
+    );
+    assert_eq!(status, 200, "{out}");
+}
+
+#[test]
+fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
+    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
+    let id =
+        server.session_with(json!({"language": "python", "name": "n", "metadata": {"m": "1"}}));
+    let s = format!("/v1/sessions/{id}");
+    let (status, _) = server.raw_keyed("PUT", &format!("{s}/files/keep.txt"), b"kept");
+    assert_eq!(status, 201);
+    let (_, before) = server.json("GET", &s, None);
+
+    let json_routes: Vec<(&str, String)> = vec![
+        ("POST", "/v1/sessions".into()),
+        ("PATCH", s.clone()),
+        ("POST", format!("{s}/execute")),
+        ("POST", format!("{s}/run")),
+        ("POST", format!("{s}/commands")),
+        ("POST", format!("{s}/files/ops")),
+        ("POST", format!("{s}/packages")),
+        ("PUT", format!("{s}/env")),
+        ("POST", "/v1/run".into()),
+    ];
+    let malformed: &[(&str, &[u8])] = &[
+        ("nothing", b""),
+        ("truncated JSON", b"{\"language\": \"pyth"),
+        ("not JSON", b"language=python"),
+        ("a trailing comma", b"{\"code\": \"1\",}"),
+        ("an array", b"[1, 2]"),
+        ("a string", b"\"python\""),
+        ("null", b"null"),
+        ("invalid UTF-8", b"{\"code\": \"\xff\xfe\"}"),
+        ("an unknown field", b"{\"language\": \"python\", \"code\": \"1\", \"command\": \"1\", \"op\": \"mkdir\", \"path\": \"x\", \"packages\": [\"six\"], \"env\": {}, \"colour\": \"red\"}"),
+        ("a number for a string", b"{\"language\": 5, \"code\": 5, \"command\": 5, \"op\": 5, \"path\": 5, \"packages\": 5, \"env\": 5}"),
+        ("deeply nested", &[b'['; 100_000]),
+    ];
+    let auth = format!("Bearer {}", server.key);
+    for (method, path) in &json_routes {
+        for (what, body) in malformed {
+            // A JSON content type, and also the wrong one (JSON is read whatever it says).
+            for content_type in ["application/json", "text/plain"] {
+                let (status, _, answer) = server.raw(
+                    method,
+                    path,
+                    &[("Authorization", &auth), ("Content-Type", content_type)],
+                    body,
+                );
+                assert_error(
+                    &format!("{method} {path} with {what} as {content_type}"),
+                    (status, answer),
+                    400,
+                    "invalid_input",
+                );
+            }
+        }
+    }
+    // The messages say what is wrong.
+    let (_, body) = server.raw_keyed("POST", "/v1/sessions", b"{\"language\": ");
+    assert!(
+        body["message"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
+    let (_, body) = server.raw_keyed("POST", "/v1/sessions", b"{\"langauge\": \"python\"}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("langauge"),
+        "the unknown field should be named: {body}"
+    );
+    let (_, body) = server.raw_keyed("POST", "/v1/sessions", b"{\"language\": \"cobol\"}");
+    assert!(
+        body["message"].as_str().unwrap().contains("python"),
+        "an unknown language lists the known ones: {body}"
+    );
+
+    // Unknown routes and methods: JSON errors too.
+    for (method, path, want) in [
+        ("GET", "/v1/nothing".to_string(), 404),
+        ("GET", "/nothing".to_string(), 404),
+        ("GET", format!("{s}/nothing"), 404),
+        ("PUT", "/v1/sessions".to_string(), 405),
+        ("POST", s.clone(), 405),
+        ("DELETE", "/v1/run".to_string(), 405),
+    ] {
+        let (status, _, body) = server.raw(method, &path, &[("Authorization", &auth)], b"");
+        assert_eq!(status, want, "{method} {path}: {body}");
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{method} {path}: the error is not a JSON error body: {body}"
+        );
+    }
+    // A path segment that is not UTF-8 once decoded.
+    let (status, body) = server.raw_keyed("GET", &format!("{s}/files/%FF%FE"), b"");
+    assert!(
+        status == 400 && body["error"] == "invalid_input",
+        "an undecodable path: {status} {body}"
+    );
+
+    // Nothing changed.
+    let (_, after) = server.json("GET", &s, None);
+    for field in ["name", "metadata", "expires_at", "idle_timeout"] {
+        assert_eq!(after[field], before[field], "{field} changed");
+    }
+    let (_, list) = server.json("GET", "/v1/sessions", None);
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
+    let out = server.sh(&id, "ls; cat keep.txt");
+    assert_eq!(out["stdout"], "keep.txt\nkept", "{out}");
+    let (_, env) = server.json("GET", &format!("{s}/env"), None);
+    assert_eq!(env, json!({"env": {}}));
+    // The errors were counted by kind.
+    let (_, metrics) = server.json("GET", "/metrics", None);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let invalid: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("sandpit_errors_total{kind=\"invalid_input\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no invalid_input counter:\n{metrics}"));
+    assert!(
+        invalid >= (json_routes.len() * malformed.len() * 2) as u64,
+        "{invalid} counted:\n{metrics}"
+    );
+}
