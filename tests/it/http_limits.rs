@@ -109,6 +109,17 @@ fn sessions_and_runs_per_key_are_limited() {
             "exhausted",
         );
     }
+    // Looking at a session, its files and its packages takes no run slot.
+    let (status, out) = server.json("PUT", &format!("/v1/sessions/{a}/files/during.txt"), None);
+    assert!(status < 300, "writing a file during a run: {status} {out}");
+    for path in [
+        format!("/v1/sessions/{a}"),
+        format!("/v1/sessions/{a}/files"),
+        format!("/v1/sessions/{a}/packages"),
+    ] {
+        let (status, out) = server.json("GET", &path, None);
+        assert_eq!(status, 200, "GET {path} during a run: {out}");
+    }
     // Another key is not held back by this key's run.
     let (status, out) = send(
         server.req_as(&other, "POST", &format!("/v1/sessions/{theirs}/execute")),

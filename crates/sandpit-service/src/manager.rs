@@ -78,7 +78,8 @@ impl Entry {
 /// sweeper from closing the session under it.
 pub struct Busy {
     entry: Arc<Entry>,
-    _permit: OwnedSemaphorePermit,
+    /// The owner's run slot; `None` for a hold (file and listing calls, which do not count).
+    _permit: Option<OwnedSemaphorePermit>,
     manager: Manager,
 }
 
@@ -409,8 +410,8 @@ impl Manager {
         Ok(entry)
     }
 
-    /// The owner's session `id`, held for one operation: counts against the owner's
-    /// concurrent runs (`Exhausted` past the limit) and resumes a paused session.
+    /// The owner's session `id`, held for one run: counts against the owner's concurrent
+    /// runs (`Exhausted` past the limit) and resumes a paused session.
     pub async fn busy(&self, owner: &Owner, id: &str) -> ServiceResult<Busy> {
         let entry = self.get(owner, id)?;
         let permit = self.runs_of(owner).try_acquire_owned().map_err(|_| {
@@ -422,6 +423,22 @@ impl Manager {
                 ),
             )
         })?;
+        self.occupy(entry, Some(permit)).await
+    }
+
+    /// The owner's session `id`, held for a file or listing call: like [`Manager::busy`]
+    /// (the sweeper leaves it open, a paused session resumes) but without taking one of the
+    /// owner's run slots, so files can be read while code runs.
+    pub async fn hold(&self, owner: &Owner, id: &str) -> ServiceResult<Busy> {
+        let entry = self.get(owner, id)?;
+        self.occupy(entry, None).await
+    }
+
+    async fn occupy(
+        &self,
+        entry: Arc<Entry>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> ServiceResult<Busy> {
         entry.in_flight.fetch_add(1, Ordering::SeqCst);
         let busy = Busy {
             entry: entry.clone(),

@@ -49,7 +49,7 @@ pub async fn write(
     RawBody(bytes): RawBody,
 ) -> ApiResult<(StatusCode, Json<FileEntry>)> {
     let mode = mode(&q)?;
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let written = busy.session().files().write(&path, &bytes, mode).await;
     Ok((
         StatusCode::CREATED,
@@ -63,7 +63,7 @@ pub async fn read(
     Auth(owner): Auth,
     Path((id, path)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let bytes = busy.session().files().read(&path).await;
     let bytes = done(&state, &owner, &id, bytes).await?;
     let name = path.rsplit('/').next().unwrap_or("file").replace('"', "");
@@ -86,7 +86,7 @@ pub async fn delete(
     Auth(owner): Auth,
     Path((id, path)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let deleted = busy.session().files().delete(&path).await;
     done(&state, &owner, &id, deleted).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -99,7 +99,7 @@ pub async fn list(
     Path(id): Path<String>,
     Query(q): Query<ListFiles>,
 ) -> ApiResult<Json<FileList>> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let options = ListOptions {
         recursive: q.recursive.unwrap_or(false),
         pattern: q.pattern.clone(),
@@ -122,7 +122,7 @@ pub async fn upload(
     Path(id): Path<String>,
     mut form: Multipart,
 ) -> ApiResult<(StatusCode, Json<FileList>)> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let mut folder = String::new();
     let mut parts: Vec<(String, bytes::Bytes)> = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
@@ -180,7 +180,7 @@ pub async fn op(
     Path(id): Path<String>,
     crate::body::JsonBody(req): crate::body::JsonBody<FileOp>,
 ) -> ApiResult<Json<FileEntry>> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let files = busy.session().files();
     let to = || {
         req.to

@@ -47,7 +47,7 @@ pub async fn list(
     Auth(owner): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PackageList>> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    let busy = state.manager.hold(&owner, &id).await?;
     let r = busy.session().packages().await;
     let packages = done(&state, &owner, &id, r).await?;
     Ok(Json(PackageList {

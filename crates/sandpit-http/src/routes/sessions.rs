@@ -107,11 +107,11 @@ pub async fn show(
     Auth(owner): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionInfo>> {
-    let busy = state.manager.busy(&owner, &id).await?;
+    // A look does not resume a paused session (nor count as a call on it); a paused
+    // sandbox cannot be measured from inside, so it shows no usage.
     let entry = state.manager.get(&owner, &id)?;
-    let info = state.manager.info(&entry, true).await;
-    drop(busy);
-    Ok(Json(info?))
+    let paused = entry.record().paused_since.is_some();
+    Ok(Json(state.manager.info(&entry, !paused).await?))
 }
 
 /// `PATCH /v1/sessions/{id}`: lifetime, idle timeout, metadata.
