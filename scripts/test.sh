@@ -165,6 +165,13 @@ section "MCP client"
 source scripts/mcp-client.sh
 ensure_mcp_client || die "the MCP Python SDK could not be installed (see above)"
 
+section "schemathesis"
+# Installed once into a venv here, so the property-based test of the HTTP API
+# (tests/it/http_system.rs) spends its time testing, not installing.
+# shellcheck source=scripts/schemathesis.sh
+source scripts/schemathesis.sh
+schemathesis_install >/dev/null || die "schemathesis could not be installed (see above)"
+
 section "cargo test --workspace $*"
 cargo test --workspace "$@"
 
