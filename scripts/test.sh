@@ -173,7 +173,7 @@ source scripts/schemathesis.sh
 schemathesis_install >/dev/null || die "schemathesis could not be installed (see above)"
 
 section "cargo test --workspace $*"
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 
 section "Python client against a real server"
 # shellcheck source=scripts/python-client.sh
