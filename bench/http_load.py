@@ -95,9 +95,10 @@ def percentile(sorted_ms, p):
     return sorted_ms[k]
 
 
-def load(name, port, key, clients, rounds, request_of, check):
-    """`clients` threads, each `rounds` calls of `request_of(i, r)` -> (method, path, body);
-    `check(status, body)` says whether an answer is right. Returns the figures."""
+def load(name, port, key, clients, rounds, request_of, check, pause=0.0):
+    """`clients` threads, each `rounds` calls of `request_of(i, r)` -> (method, path, body),
+    `pause` seconds apart; `check(status, body)` says whether an answer is right. Returns the
+    figures."""
     latencies, errors, lock = [], [], threading.Lock()
     barrier = threading.Barrier(clients)
 
@@ -117,6 +118,8 @@ def load(name, port, key, clients, rounds, request_of, check):
                 mine.append((time.perf_counter() - t0) * 1000.0)
                 if not ok:
                     bad.append((status, str(answer)[:300]))
+                if pause:
+                    time.sleep(pause)
             with lock:
                 latencies.extend(mine)
                 errors.extend(bad)
@@ -279,6 +282,14 @@ def main():
             "POST /v1/run python print(1), sequential (1 client)", port, key, 1, 10,
             lambda i, r: ("POST", "/v1/run", {"language": "python", "code": "print(1)"}),
             lambda s, b: s == 200 and b["stdout"] == "1\n" and b["exit_code"] == 0,
+        ))
+        # An agent's pace: one call a second, the pool refilled between calls.
+        time.sleep(5)
+        results.append(load(
+            "POST /v1/run python print(1), one call a second (1 client)", port, key, 1, 10,
+            lambda i, r: ("POST", "/v1/run", {"language": "python", "code": "print(1)"}),
+            lambda s, b: s == 200 and b["stdout"] == "1\n" and b["exit_code"] == 0,
+            pause=1.0,
         ))
         # Give the pool time to fill again after the sequential runs.
         time.sleep(10)

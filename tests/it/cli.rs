@@ -176,15 +176,8 @@ per_target!(
     the_cli_runs_and_names_every_engine_and_runtime,
     [docker, gvisor, podman],
     |t: Target| async move {
-        let flags = t.cli_flags();
-        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        args.extend([
-            "run",
-            "-l",
-            "python",
-            "-c",
-            "import os; print(os.uname().release)",
-        ]);
+        let args = t.run_args(&["-l", "python", "-c", "import os; print(os.uname().release)"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, out, err) = sandpit_cli(&args, None);
         assert_eq!(code, 0, "{err}");
         // gVisor's own kernel says 4.4.0; the others share the host's.

@@ -231,7 +231,7 @@ async fn every_case(t: &Target, language: Language) {
     // A stray SIGINT between requests changes nothing.
     let out = s
         .execute_command(
-            "n=0; for p in /proc/[0-9]*; do grep -qa 'sandpit-kernel[.]' $p/cmdline 2>/dev/null && kill -INT ${p#/proc/} && n=$((n+1)); done; sleep 0.2; echo $n",
+            "n=0; for p in /proc/[0-9]*; do case $(head -c 7 $p/cmdline 2>/dev/null) in /bin/sh) continue;; esac; grep -qa 'sandpit-kernel[.]' $p/cmdline 2>/dev/null && kill -INT ${p#/proc/} && n=$((n+1)); done; sleep 0.2; echo $n",
         )
         .await
         .unwrap();

@@ -389,3 +389,68 @@ fn tools_are_served_in_both_formats() {
     let (status, _) = crate::server::send(ureq::get(&format!("{}/v1/tools", server.url)), None);
     assert_eq!(status, 401, "keyed like the other routes");
 }
+
+#[test]
+fn snapshot_tools_save_and_reopen_a_session_over_mcp() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", store.path().display());
+    let server = Server::start_with(&[("SANDPIT_SNAPSHOTS", url.as_str())], &[]);
+    let steps = json!([
+        {"list_tools": true},
+        {"tool": "create_session", "args": {"language": "python", "lifetime": 600}},
+        {"tool": "write_file", "args": {"session_id": "{session}", "path": "notes/plan.txt", "content": "step 1: snapshot"}},
+        {"tool": "snapshot_session", "args": {"session_id": "{session}", "name": "mcp-base"}},
+        {"tool": "close_session", "args": {"session_id": "{session}"}},
+        {"tool": "list_snapshots", "args": {}},
+        {"tool": "create_session", "args": {"from_snapshot": "mcp-base"}},
+        {"tool": "read_file", "args": {"session_id": "{session}", "path": "notes/plan.txt"}},
+        {"tool": "create_session", "args": {"from_snapshot": "no-such-snapshot"}},
+        {"tool": "snapshot_session", "args": {"session_id": "{session}", "name": "../out"}},
+        {"tool": "close_session", "args": {"session_id": "{session}"}},
+    ]);
+    let results = drive(Transport::Http(&server), &steps);
+    let names: Vec<&str> = results[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"snapshot_session") && names.contains(&"list_snapshots"),
+        "a server with a store offers the snapshot tools: {names:?}"
+    );
+    let saved = ok(&results[3], "snapshot_session");
+    assert!(saved.contains("mcp-base"), "{saved}");
+    let listed = ok(&results[5], "list_snapshots");
+    assert!(
+        listed.contains("mcp-base") && listed.contains("python"),
+        "{listed}"
+    );
+    ok(&results[6], "create_session from the snapshot");
+    let read = ok(&results[7], "read_file");
+    assert!(read.contains("step 1: snapshot"), "{read}");
+    for (i, what, needle) in [
+        (8, "an unknown snapshot", "no-such-snapshot"),
+        (9, "a name with a path in it", "../out"),
+    ] {
+        assert_eq!(results[i]["isError"], json!(true), "{what}: {}", results[i]);
+        assert!(
+            texts(&results[i]).contains(needle),
+            "{what}: {}",
+            results[i]
+        );
+    }
+    ok(&results[10], "close_session");
+
+    // Without a store the tools are not offered at all.
+    let plain = Server::start();
+    let listed = drive(Transport::Http(&plain), &json!([{"list_tools": true}]));
+    let names: Vec<&str> = listed[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(!names.contains(&"snapshot_session"), "{names:?}");
+}

@@ -48,13 +48,19 @@ impl Target {
         self.name == "gvisor"
     }
 
-    /// The `--host`/`--runtime` flags that point the CLI at this target.
-    pub fn cli_flags(&self) -> Vec<String> {
-        let mut flags = vec!["--host".to_string(), self.engine.endpoint().to_string()];
+    /// `sandpit run` pointed at this target (`--host`, and `--runtime` after `run`), then
+    /// `rest`.
+    pub fn run_args(&self, rest: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "--host".to_string(),
+            self.engine.endpoint().to_string(),
+            "run".into(),
+        ];
         if let Some(r) = &self.runtime {
-            flags.extend(["--runtime".to_string(), r.clone()]);
+            args.extend(["--runtime".to_string(), r.clone()]);
         }
-        flags
+        args.extend(rest.iter().map(|a| a.to_string()));
+        args
     }
 }
 

@@ -24,6 +24,8 @@ fn samples() -> Value {
         "install_packages": {"session_id": "{session}", "packages": ["six==1.17.0"]},
         "list_sessions": {},
         "close_session": {"session_id": "{session}"},
+        "snapshot_session": {"session_id": "{session}", "name": "base-1"},
+        "list_snapshots": {},
     })
 }
 
@@ -76,7 +78,7 @@ fn every_schema_is_valid_and_every_sample_call_validates() {
         "the tool schemas do not check out:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout.trim(), "ok 20", "10 tools in 2 formats");
+    assert_eq!(stdout.trim(), "ok 24", "12 tools in 2 formats");
     // One source: the names and descriptions are the same in both formats.
     let openai = tools::render(Format::OpenAi);
     let anthropic = tools::render(Format::Anthropic);

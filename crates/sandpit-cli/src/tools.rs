@@ -1,5 +1,6 @@
 //! `sandpit tools --format openai|anthropic`: the tool definitions for function calling, as
-//! the JSON array a model API's `tools` parameter takes.
+//! the JSON array a model API's `tools` parameter takes: the tools the library's toolbox
+//! offers, and with `--snapshots` the snapshot tools of a server that has a store.
 
 use std::io::Write as _;
 
@@ -16,6 +17,10 @@ pub struct ToolsArgs {
     /// One line instead of indented JSON
     #[arg(long)]
     compact: bool,
+    /// Add snapshot_session and list_snapshots, for a server started with --snapshots (the
+    /// library's toolbox has no snapshot store)
+    #[arg(long)]
+    snapshots: bool,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -23,7 +28,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
 }
 
 pub fn tools(args: ToolsArgs) -> Result<u8> {
-    let value = tools::render(args.format);
+    let value = tools::render_all(&tools::offered(args.snapshots), args.format);
     let text = if args.compact {
         serde_json::to_string(&value)?
     } else {

@@ -163,6 +163,30 @@ pub(crate) fn host_path(host: &Path, name: &str) -> Result<Vec<u8>> {
     b.finish()
 }
 
+/// The same archive with every entry owned by `owner`. Podman's copy API writes the numeric
+/// owner of a volume's files as 0 (only the names are right), so a workdir carried into a
+/// template through it would come back as root's.
+pub(crate) fn owned_by(archive: &[u8], owner: (u64, u64)) -> Result<Vec<u8>> {
+    let fail = |e| Error::io("rewriting the owners in", "the workdir archive", e);
+    let mut out = tar::Builder::new(Vec::new());
+    out.follow_symlinks(false);
+    let mut ar = tar::Archive::new(archive);
+    for entry in ar.entries().map_err(fail)? {
+        let mut entry = entry.map_err(fail)?;
+        let path = entry.path().map_err(fail)?.into_owned();
+        let link = entry.link_name().map_err(fail)?.map(|l| l.into_owned());
+        let mut header = entry.header().clone();
+        header.set_uid(owner.0);
+        header.set_gid(owner.1);
+        match link {
+            Some(target) => out.append_link(&mut header, &path, &target),
+            None => out.append_data(&mut header, &path, &mut entry),
+        }
+        .map_err(fail)?;
+    }
+    out.into_inner().map_err(fail)
+}
+
 /// Unpacks a tar from the engine so that its top entry becomes `dest`.
 ///
 /// Refuses absolute paths, `..`, entries outside the top entry, hard links, device files,
@@ -316,6 +340,38 @@ fn check_no_symlink_between(dest: &Path, rel: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn owners_are_rewritten_and_everything_else_kept() {
+        let mut b = ArchiveBuilder::new();
+        let long = format!("sandbox/{}/data.txt", "d".repeat(120));
+        b.dir("sandbox", ROOT_OWNER, 0o755).unwrap();
+        b.file(&long, b"content", ROOT_OWNER, 0o640).unwrap();
+        let mut tar = b.tar;
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        tar.append_link(&mut h, "sandbox/link", "data.txt").unwrap();
+        let original = tar.into_inner().unwrap();
+
+        let rewritten = owned_by(&original, SANDBOX_OWNER).unwrap();
+        let mut ar = tar::Archive::new(rewritten.as_slice());
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), SANDBOX_OWNER);
+            let path = e.path().unwrap().display().to_string();
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+            seen.push((path, h.mode().unwrap() & 0o7777, body, h.entry_type()));
+        }
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[1].0, long);
+        assert_eq!((seen[1].1, seen[1].2.as_slice()), (0o640, &b"content"[..]));
+        assert_eq!(seen[2].3, tar::EntryType::Symlink);
+    }
 
     #[test]
     fn symlink_targets_are_checked() {

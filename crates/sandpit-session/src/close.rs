@@ -85,7 +85,10 @@ impl ClosePlan {
     /// so its content is copied into the committed image in a second, throwaway container.
     async fn commit(&self, engine: &Engine, reference: &str) -> Result<()> {
         let workdir_archive = match &self.volume {
-            Some(_) => Some(download(engine, &self.container, &self.workdir).await?),
+            Some(_) => Some(crate::archive::owned_by(
+                &download(engine, &self.container, &self.workdir).await?,
+                crate::archive::SANDBOX_OWNER,
+            )?),
             None => None,
         };
         commit(engine, &self.container, reference).await?;

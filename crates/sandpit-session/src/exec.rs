@@ -13,8 +13,11 @@ use crate::runner::User;
 /// Writes the inline source file and the stdin redirection, then becomes the program.
 /// Each exec carries `SANDPIT_EXEC=<id>` so that a timeout can find every process it forked.
 ///
-/// With `SANDPIT_RELAY` set (gVisor), the program's output goes through `cat`: this gVisor
-/// drops all but the first 64 KiB of a single large write to an exec's output pipe. With
+/// With `SANDPIT_RELAY` set (gVisor), the program's output goes through `cat` (over FIFOs):
+/// this gVisor drops all but the first 64 KiB of a single large write to an exec's output
+/// pipe. The wrapper waits for the relays at most 2 s after the program ended, so a child left
+/// holding the output (a kernel that died with a child alive) cannot hold the call open; it
+/// survives a stray SIGINT (`trap :`, which the program does not inherit). With
 /// `SANDPIT_STATS` set, the wrapper stays the program's parent and, once it ended, writes one
 /// last line on stderr (see [`STATS_TRAILER`]): the container's CPU time before and after
 /// (cgroup counters, read with shell builtins, so no process is started) and its memory peak.
@@ -29,11 +32,15 @@ if [ -z "${SANDPIT_RELAY:-}" ]; then
   [ -n "$sp_stats" ] || exec "$@"
   sp_cpu; sp_c0=$sp_c; "$@"; s=$?
 else
-  unset SANDPIT_RELAY; sp_cpu; sp_c0=$sp_c
-  f=/tmp/.sandpit-status-$SANDPIT_EXEC
-  exec 3>&1
-  { { "$@" 2>&4; echo $? >"$f"; } | cat >&3; } 4>&1 | cat >&2
-  s=125; read s 2>/dev/null <"$f"; rm -f "$f"
+  unset SANDPIT_RELAY; sp_cpu; sp_c0=$sp_c; trap : INT
+  f=/tmp/.sandpit-relay-$SANDPIT_EXEC
+  mkfifo -m 600 "$f.o" "$f.e" || exit 125
+  cat "$f.o" & sp_o=$!
+  cat "$f.e" >&2 & sp_e=$!
+  "$@" >"$f.o" 2>"$f.e"; s=$?
+  rm -f "$f.o" "$f.e"
+  (sleep 2; kill $sp_o $sp_e) >/dev/null 2>&1 </dev/null & sp_w=$!
+  wait $sp_o $sp_e; kill $sp_w 2>/dev/null
 fi
 if [ -n "$sp_stats" ]; then
   sp_cpu; sp_m=-; read sp_m 2>/dev/null </sys/fs/cgroup/memory/memory.max_usage_in_bytes || read sp_m 2>/dev/null </sys/fs/cgroup/memory.peak || sp_m=-
@@ -42,8 +49,9 @@ fi
 exit $s"#;
 
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
-/// so that processes forked meanwhile are caught too; then waits (up to 5 s) for the zombies
-/// to be reaped: they still count against the pids limit, and the next exec could not start.
+/// so that processes forked meanwhile are caught too; then waits (up to 15 s: a loaded machine
+/// reaps thousands of them slowly) for the zombies to be reaped: they still count against the
+/// pids limit, and the next exec could not start.
 const KILLER: &str = r#"m="SANDPIT_EXEC=$1"; n=0
 while [ $n -lt 30 ]; do
   pids=""
@@ -54,7 +62,7 @@ while [ $n -lt 30 ]; do
 done
 [ $n -lt 30 ] || exit 3
 n=0
-while [ $n -lt 50 ]; do
+while [ $n -lt 150 ]; do
   z=""
   for f in /proc/[0-9]*/stat; do read -r l < "$f" 2>/dev/null || continue; case "${l##*) }" in Z*) z=1; break;; esac; done
   [ -z "$z" ] && exit 0
@@ -75,6 +83,26 @@ pub(crate) async fn container_runs(engine: &Engine, container: &str) -> Result<b
         Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(exec_error(container, e)),
     }
+}
+
+/// True when the container stops within `patience` (checked at once, then every 100 ms).
+async fn stops_within(engine: &Engine, container: &str, patience: Duration) -> Result<bool> {
+    let until = tokio::time::Instant::now() + patience;
+    loop {
+        if !container_runs(engine, container).await? {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// gVisor's words when the sandbox under an exec went away (`waiting on PID 3 in sandbox
+/// "...": urpc method "containerManager.WaitPID" failed: EOF`).
+fn runtime_lost_process(stderr: &str) -> bool {
+    stderr.contains("containerManager.") || stderr.contains("in sandbox \"")
 }
 
 /// Largest source sent inline in the exec's environment; larger files go up as a tar.
@@ -331,14 +359,22 @@ pub(crate) async fn exec_raw(
     drop(feeder);
     guard.disarm();
     let duration = started.elapsed();
-    // Under gVisor a sandbox that died ends its streams with the runtime's last words.
-    if spec.watch && !container_runs(engine, container).await? {
-        return Err(Error::SessionGone {
-            container: container.to_string(),
-        });
+    // Under gVisor a sandbox that died ends its streams with the runtime's last words, and
+    // the engine may see the container stop a moment later.
+    let err_text = out.stderr.text();
+    if spec.watch {
+        let patience = if runtime_lost_process(&err_text) {
+            Duration::from_secs(5)
+        } else {
+            Duration::ZERO
+        };
+        if stops_within(engine, container, patience).await? {
+            return Err(Error::SessionGone {
+                container: container.to_string(),
+            });
+        }
     }
     let status = exit_status(engine, container, &id, timed_out).await?;
-    let err_text = out.stderr.text();
     if status.code == 126 && runtime_failure(&out.stdout.text(), &err_text) {
         return Err(Error::ExecStart {
             container: container.to_string(),
