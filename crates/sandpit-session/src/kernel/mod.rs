@@ -168,7 +168,21 @@ impl SandboxSession {
                 // It ignored the interrupt: kill it and have a fresh one ready.
                 let old = slot.take().expect("present");
                 self.kill_kernel(old).await?;
-                *slot = Some(self.start_kernel_process().await?);
+                // A fresh kernel now, so that the next call finds one. What the code left may
+                // still fill the process limit and stop it starting: then every user process
+                // goes, and the next call starts the kernel.
+                match self.start_kernel_process().await {
+                    Ok(fresh) => *slot = Some(fresh),
+                    Err(
+                        e @ (Error::Setup { .. } | Error::ExecStart { .. } | Error::Timeout { .. }),
+                    ) => {
+                        tracing::debug!("no fresh kernel after a stuck one: {e}");
+                        if !self.can_start_processes().await? {
+                            reset_user_processes(&inner.engine, &inner.container).await?;
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
                 acc.state_lost = true;
                 acc.error = Some(ExecutionError {
                     name: "KernelRestarted".into(),
