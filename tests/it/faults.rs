@@ -77,11 +77,14 @@ async fn dropping_a_run_stream_stops_the_run() {
         "import time\nprint('started', flush=True)\ntime.sleep(120)",
         RunOptions::new().timeout(Duration::from_secs(300)),
     );
-    let first = tokio::time::timeout(Duration::from_secs(60), stream.next())
-        .await
-        .expect("the run starts")
-        .expect("a first chunk");
-    assert_eq!(first.text(), "started\n");
+    let mut seen = String::new();
+    while !seen.contains("started\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(60), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("the run did not start within 60 s; so far: {seen:?}"))
+            .unwrap_or_else(|| panic!("the run ended before it printed; so far: {seen:?}"));
+        seen.push_str(&chunk.text());
+    }
     drop(stream);
     let count = "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'main[.]py'";
     let started = Instant::now();
@@ -90,9 +93,11 @@ async fn dropping_a_run_stream_stops_the_run() {
         if out.stdout.trim() == "0" {
             break;
         }
+        // A bound against a run that never stops, not a speed target.
         assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the run goes on after its stream was dropped: {}",
+            started.elapsed() < Duration::from_secs(45),
+            "the run goes on {:?} after its stream was dropped: {} processes",
+            started.elapsed(),
             out.stdout
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -173,6 +173,17 @@ async fn the_environment_reaches_runs_commands_and_the_kernel() {
     assert_eq!(r.stdout, "this None\n");
     let err = s.set_env("BAD=NAME", "x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
+
+    // A PATH that hides the interpreter: the kernel cannot start, and the error says why.
+    s.set_env("PATH", "/nowhere").unwrap();
+    s.execute("1").await.unwrap(); // the running kernel is unaffected
+    s.restart_kernel().await.unwrap();
+    let err = s.execute("1").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("PATH"), "{err}");
+    assert!(s.unset_env("PATH"));
+    let r = s.execute("print(6 * 7)").await.unwrap();
+    assert_eq!(r.stdout, "42\n", "{r:?}");
     s.close().await.unwrap();
 }
 

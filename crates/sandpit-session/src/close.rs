@@ -193,10 +193,12 @@ impl SandboxSession {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
+        let began = std::time::Instant::now();
         ClosePlan::of(&self.inner)
             .execute(&self.inner.engine, &mut progress)
             .await?;
         self.inner.closed.store(true, Ordering::SeqCst);
+        tracing::debug!("{}: closed in {:?}", self.id(), began.elapsed());
         Ok(())
     }
 }

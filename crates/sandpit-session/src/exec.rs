@@ -51,8 +51,9 @@ exit $s"#;
 /// Stops then kills every process whose environment holds the exec's marker, in rounds,
 /// so that processes forked meanwhile are caught too; then waits (up to 15 s: a loaded machine
 /// reaps thousands of them slowly) for the zombies to be reaped: they still count against the
-/// pids limit, and the next exec could not start.
-const KILLER: &str = r#"m="SANDPIT_EXEC=$1"; n=0
+/// pids limit, and the next exec could not start. Its first word (a builtin, no fork) tells
+/// that it started at all.
+const KILLER: &str = r#"printf .; m="SANDPIT_EXEC=$1"; n=0
 while [ $n -lt 30 ]; do
   pids=""
   for f in $(grep -lszxF "$m" /proc/[0-9]*/environ 2>/dev/null); do p=${f#/proc/}; pids="$pids ${p%/environ}"; done
@@ -535,7 +536,11 @@ fn collect(
     }
 }
 
+/// How long the command that stops a command may take to say its first word.
+const KILLER_STARTS: Duration = Duration::from_secs(5);
+
 /// How an exec ended.
+#[derive(Debug)]
 pub(crate) struct ExitStatus {
     pub code: i64,
     /// The engine never started the process (the runtime failed before exec): exit code 126
@@ -594,16 +599,44 @@ pub(crate) async fn kill_marked(
         working_dir: None,
         stdin: false,
     };
-    let mut stream = engine
-        .start_exec(container, &request)
-        .await
-        .map_err(|e| exec_error(container, e))?;
-    let limit = tokio::time::Instant::now() + Duration::from_secs(20);
-    while let Ok(Some(_)) = tokio::time::timeout_at(limit, stream.output.next()).await {}
-    let status = exit_status(engine, container, &stream.id, false).await?;
-    // Not started, or its own forks failed (a shell that cannot fork exits 2): the process
-    // limit is full, and only the container's main process can still act.
-    if status.never_started || status.code != 0 {
+    let began = Instant::now();
+    let outcome = tokio::time::timeout(KILLER_STARTS, engine.start_exec(container, &request)).await;
+    let mut stream = match outcome {
+        Ok(stream) => Some(stream.map_err(|e| exec_error(container, e))?),
+        Err(_) => None,
+    };
+    // A killer that has not said its first word by now cannot start a process (the engine
+    // may take long to tell: Podman does), so the main process acts instead.
+    let started = match stream.as_mut() {
+        Some(stream) => matches!(
+            tokio::time::timeout_at(
+                tokio::time::Instant::from_std(began) + KILLER_STARTS,
+                stream.output.next()
+            )
+            .await,
+            Ok(Some(Ok(_)))
+        ),
+        None => false,
+    };
+    let succeeded = match (started, stream) {
+        (true, Some(mut stream)) => {
+            let limit = tokio::time::Instant::now() + Duration::from_secs(30);
+            while let Ok(Some(_)) = tokio::time::timeout_at(limit, stream.output.next()).await {}
+            let status = tokio::time::timeout(
+                Duration::from_secs(10),
+                exit_status(engine, container, &stream.id, false),
+            )
+            .await;
+            tracing::debug!(
+                "{container}: the killer ended after {:?}: {status:?}",
+                began.elapsed()
+            );
+            // Its own forks failed (a shell that cannot fork exits 2): the limit is full.
+            matches!(status, Ok(Ok(ExitStatus { code: 0, .. })))
+        }
+        _ => false,
+    };
+    if !succeeded {
         tracing::warn!("{container} cannot run the command that stops a command; stopping every process in the sandbox");
         reset_user_processes(engine, container).await?;
     }
@@ -625,16 +658,21 @@ pub(crate) async fn reset_user_processes(engine: &Engine, container: &str) -> Re
             .await
             .map_err(|e| exec_error(container, e))?;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut stream = engine
-            .start_exec(container, &probe)
-            .await
-            .map_err(|e| exec_error(container, e))?;
-        while stream.output.next().await.is_some() {}
-        if !exit_status(engine, container, &stream.id, false)
-            .await?
-            .never_started
-        {
-            return Ok(());
+        let probed = tokio::time::timeout(Duration::from_secs(10), async {
+            let mut stream = engine
+                .start_exec(container, &probe)
+                .await
+                .map_err(|e| exec_error(container, e))?;
+            while stream.output.next().await.is_some() {}
+            exit_status(engine, container, &stream.id, false).await
+        })
+        .await;
+        tracing::debug!("{container}: after a reset, a probe: {probed:?}");
+        match probed {
+            Ok(Ok(ExitStatus { code: 0, .. })) => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            // Not started (or not in time): killed processes still hold the limit.
+            _ => {}
         }
     }
     Err(Error::ExecStart {

@@ -179,6 +179,18 @@ impl SandboxSession {
                         reason: "the runtime could not start the kernel process; the sandbox probably holds as many processes as its limit allows".into(),
                     });
                 }
+                // 127: the interpreter was not found, which a PATH set on the session causes.
+                let path = self
+                    .env_now()
+                    .into_iter()
+                    .find(|(k, _)| k == "PATH")
+                    .map(|(_, v)| v);
+                if let (127, Some(path)) = (status.code, path) {
+                    return Err(Error::InvalidInput(format!(
+                        "the kernel could not start: `{}` is not on the session's PATH ({path:?}); unset PATH to go back to the image's, or set one that holds the interpreter's folder",
+                        spec.argv.first().map(String::as_str).unwrap_or("the interpreter")
+                    )));
+                }
                 Err(Error::Setup {
                     command: "the kernel".into(),
                     exit_code: status.code,
