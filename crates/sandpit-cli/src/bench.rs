@@ -71,15 +71,21 @@ pub async fn bench(conn: &ConnectionArgs, args: BenchArgs) -> Result<u8> {
         "Python print(1), {} iterations per figure after one warm-up",
         args.iterations
     );
+    let width = targets
+        .iter()
+        .map(|t| t.label.len())
+        .max()
+        .unwrap_or(0)
+        .max("engine/runtime".len());
     println!(
-        "{:<16} {:>8} {:>8} {:>8}   {:>10} {:>8} {:>8}",
+        "{:<width$} {:>8} {:>8} {:>8}   {:>10} {:>8} {:>8}",
         "engine/runtime", "open", "run", "close", "raw create", "raw exec", "raw rm"
     );
     for t in &targets {
         ensure_default_image(&t.engine, &spec, &sandpit::image::quiet()).await?;
         let f = measure(t, &spec.tag, args.iterations).await?;
         println!(
-            "{:<16} {:>8.1} {:>8.1} {:>8.1}   {:>10.1} {:>8.1} {:>8.1}",
+            "{:<width$} {:>8.1} {:>8.1} {:>8.1}   {:>10.1} {:>8.1} {:>8.1}",
             t.label,
             median(&f.open),
             median(&f.run),
