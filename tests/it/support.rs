@@ -99,10 +99,11 @@ pub async fn target(name: &'static str) -> Option<Target> {
             let host = std::env::var(PODMAN_ENV).unwrap_or_else(|_| {
                 panic!("{PODMAN_ENV} is not set: scripts/test.sh starts Podman's service and sets it (or set SANDPIT_SKIP_PODMAN=1)")
             });
-            // Podman answers slowly while a sandbox of its fills its process limit.
+            // Podman holds its version and info answers while an exec starts in a sandbox
+            // whose process limit is full (another test's fork bomb): seen up to 60 s.
             let connection = Connection::from_parts(Some(&host), false, None)
                 .expect("podman host")
-                .connect_timeout(std::time::Duration::from_secs(30));
+                .connect_timeout(std::time::Duration::from_secs(180));
             let engine = sandpit::connect(&connection)
                 .await
                 .unwrap_or_else(|e| panic!("Podman at {host}: {e}"));

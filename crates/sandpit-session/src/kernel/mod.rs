@@ -97,7 +97,18 @@ impl SandboxSession {
         let started = Instant::now();
         let kernel_started = slot.is_none();
         if kernel_started {
-            *slot = Some(self.start_kernel_process().await?);
+            let fresh = match self.start_kernel_process().await {
+                // The sandbox died since the last call (gVisor stops it whole when the code
+                // fills its memory): start it again, then the kernel.
+                Err(e @ (Error::SessionGone { .. } | Error::ExecStart { .. })) => {
+                    match self.restart_stopped_sandbox().await? {
+                        Some(_) => self.start_kernel_process().await?,
+                        None => return Err(e),
+                    }
+                }
+                other => other?,
+            };
+            *slot = Some(fresh);
         }
         let kernel = slot.as_mut().expect("just started");
         let timeout = options.timeout.unwrap_or(inner.timeout);
