@@ -9,9 +9,10 @@ use crate::policy::{Network, SecurityPolicy};
 
 /// PID 1 of every session: sleeps, reaps, exits at once on SIGTERM, and on SIGUSR1 kills every
 /// other process in the sandbox, which needs no new process (a full process limit cannot stop
-/// it). bash when the image has it (it retries a failed fork where dash gives up and would end
-/// the container).
-pub(crate) const KEEPALIVE: &str = "trap 'exit 0' TERM INT; trap 'kill -KILL -1 2>/dev/null; kill -KILL -1 2>/dev/null; kill -KILL -1 2>/dev/null' USR1; while :; do sleep 86400 & wait $!; done";
+/// it): everything is frozen at once, its sleep thawed, and the rest killed one by one, so the
+/// sleep lives on and PID 1 never has to fork again while killed processes still hold the
+/// limit (a shell that cannot fork ends, and the container with it). bash when the image has it.
+pub(crate) const KEEPALIVE: &str = r#"trap 'exit 0' TERM INT; trap 'for r in 1 2 3; do kill -STOP -1 2>/dev/null; kill -CONT $sp 2>/dev/null; for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = 1 ] || [ "$p" = "$sp" ] || kill -KILL "$p" 2>/dev/null; done; done' USR1; sleep 86400 & sp=$!; while :; do wait $sp; kill -0 $sp 2>/dev/null || { sleep 86400 & sp=$!; }; done"#;
 const LAUNCH: &str = r#"command -v bash >/dev/null 2>&1 && exec bash -c "$1" sandpit-init; exec /bin/sh -c "$1" sandpit-init"#;
 
 /// Where extra CA certificates go inside the container.
