@@ -149,3 +149,26 @@ fn rfc3339_times_read_back() {
     assert_eq!(unix(&json!("2000-03-01T00:00:01Z")), 951_868_801);
     assert_eq!(unix(&json!("2026-11-27T20:00:00Z")), 1_795_809_600);
 }
+
+/// Two calls that resume (or pause) a session at once both succeed: the engine refuses the
+/// second one (Docker with a 500 "is not paused"), and the session sees that the container is
+/// where the call wanted it anyway.
+#[tokio::test(flavor = "multi_thread")]
+async fn pausing_and_resuming_twice_at_once_both_succeed() {
+    let s = crate::support::python().await.open().await.unwrap();
+    s.execute("kept = 41").await.unwrap();
+    let (a, b) = tokio::join!(s.pause(), s.pause());
+    a.unwrap();
+    b.unwrap();
+    assert!(s.is_paused());
+    let (a, b) = tokio::join!(s.resume(), s.resume());
+    a.unwrap();
+    b.unwrap();
+    s.resume()
+        .await
+        .expect("resuming a running session changes nothing");
+    assert!(!s.is_paused());
+    let r = s.execute("print(kept + 1)").await.unwrap();
+    assert_eq!(r.stdout, "42\n", "{r:?}");
+    s.close().await.unwrap();
+}

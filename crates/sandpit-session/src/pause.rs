@@ -19,10 +19,9 @@ impl SandboxSession {
         }
         // No install or run may be half-way: wait for them, and keep new ones out.
         let _alone = inner.install_lock.write().await;
-        match inner.engine.pause_container(&inner.container).await {
-            Ok(()) => {}
-            Err(e) if e.is_conflict() && inner.paused.load(Ordering::SeqCst) => {}
-            Err(e) => return Err(pause_error(&inner.container, e)),
+        if let Err(e) = inner.engine.pause_container(&inner.container).await {
+            // Paused already (by a call that raced this one): nothing to do.
+            self.container_is(e, |s| s.paused).await?;
         }
         inner.paused.store(true, Ordering::SeqCst);
         Ok(())
@@ -36,14 +35,30 @@ impl SandboxSession {
             });
         }
         let inner = &self.inner;
-        match inner.engine.unpause_container(&inner.container).await {
-            Ok(()) => {}
-            // Not paused (any more): nothing to do.
-            Err(e) if e.is_conflict() => {}
-            Err(e) => return Err(pause_error(&inner.container, e)),
+        if let Err(e) = inner.engine.unpause_container(&inner.container).await {
+            // Not paused (any more: two calls resumed it at once): nothing to do.
+            self.container_is(e, |s| s.running && !s.paused).await?;
         }
         inner.paused.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// After a pause or resume the engine refused: Ok when the container is in the state the
+    /// call wanted anyway (engines differ in how they say so: Docker answers 500, Podman 409),
+    /// else the engine's error.
+    async fn container_is(
+        &self,
+        refused: sandpit_engine::EngineError,
+        wanted: impl Fn(&sandpit_engine::ContainerState) -> bool,
+    ) -> Result<()> {
+        let container = &self.inner.container;
+        if refused.is_not_found() {
+            return Err(pause_error(container, refused));
+        }
+        match self.inner.engine.inspect_container(container).await {
+            Ok(state) if wanted(&state) => Ok(()),
+            _ => Err(pause_error(container, refused)),
+        }
     }
 
     /// True while paused.
