@@ -297,9 +297,12 @@ pub(crate) fn unpack_to_host(archive: &[u8], dest: &Path, source: &str) -> Resul
     Ok(())
 }
 
-/// A symlink at `rel` (relative to the destination) pointing at `link` stays inside it.
-fn link_stays_inside(rel: &Path, link: &Path) -> bool {
-    if link.is_absolute() {
+/// True when a symlink at `rel` (a path relative to a folder) pointing at `link` stays inside
+/// that folder, judged on the names alone (nothing is followed): an absolute or empty target,
+/// or one whose `..`s climb above the folder, does not. Copies out of a sandbox and snapshot
+/// restores both use it.
+pub fn link_stays_inside(rel: &Path, link: &Path) -> bool {
+    if link.is_absolute() || link.as_os_str().is_empty() {
         return false;
     }
     // Depth of the folder holding the link, then walk the target.
@@ -382,6 +385,7 @@ mod tests {
             Path::new("a/link"),
             Path::new("/etc/passwd")
         ));
+        assert!(!link_stays_inside(Path::new("a/link"), Path::new("")));
     }
 
     #[test]

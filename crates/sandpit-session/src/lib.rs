@@ -8,7 +8,7 @@
 #![deny(missing_docs)]
 
 mod adopt;
-mod archive;
+pub mod archive;
 mod artifacts;
 mod builder;
 mod close;
