@@ -14,8 +14,23 @@ pub fn ca_bundle() -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
+/// Sandpit's own log on stderr when `SANDPIT_TEST_LOG` holds a filter (`sandpit=debug`): what
+/// a failure under load needs to be understood.
+pub fn init_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("SANDPIT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}
+
 /// The local engine, with a readable failure when none runs.
 pub async fn engine() -> Engine {
+    init_log();
     sandpit::connect_env()
         .await
         .unwrap_or_else(|e| panic!("no Docker engine: {e}. Run the tests with scripts/test.sh"))
@@ -70,6 +85,7 @@ pub const PODMAN_ENV: &str = "SANDPIT_PODMAN_HOST";
 /// The target named `name`. A target that is not configured fails the test with what to do,
 /// unless `SANDPIT_SKIP_<NAME>=1` says it was left out on purpose (then `None`).
 pub async fn target(name: &'static str) -> Option<Target> {
+    init_log();
     let skip =
         std::env::var(format!("SANDPIT_SKIP_{}", name.to_uppercase())).is_ok_and(|v| v == "1");
     if skip {

@@ -35,6 +35,7 @@ impl SandboxSession {
                 stdin_data: None,
                 sink: None,
                 watch: false,
+                nproc: None,
                 stats: false,
             },
         )

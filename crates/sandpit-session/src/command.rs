@@ -87,7 +87,7 @@ impl SandboxSession {
             cmd = cmd.as_root();
         }
         let timeout = options.timeout.unwrap_or(self.inner.timeout);
-        self.exec_step(
+        self.exec_user_step(
             &cmd,
             timeout,
             None,

@@ -13,7 +13,8 @@ use crate::runner::User;
 /// Writes the inline source file and the stdin redirection, then becomes the program.
 /// Each exec carries `SANDPIT_EXEC=<id>` so that a timeout can find every process it forked.
 ///
-/// With `SANDPIT_RELAY` set (gVisor), the program's output goes through `cat` (over FIFOs):
+/// With `SANDPIT_RELAY` set (gVisor), the program's output goes through `cat` (over FIFOs),
+/// and `SANDPIT_NPROC` gives it the session's process limit (gVisor's execs have none):
 /// this gVisor drops all but the first 64 KiB of a single large write to an exec's output
 /// pipe. The wrapper waits for the relays at most 2 s after the program ended, so a child left
 /// holding the output (a kernel that died with a child alive) cannot hold the call open; it
@@ -37,7 +38,7 @@ else
   mkfifo -m 600 "$f.o" "$f.e" || exit 125
   cat "$f.o" & sp_o=$!
   cat "$f.e" >&2 & sp_e=$!
-  "$@" >"$f.o" 2>"$f.e"; s=$?
+  n=${SANDPIT_NPROC:-}; unset SANDPIT_NPROC; if [ -n "$n" ]; then (ulimit -p "$n" 2>/dev/null || ulimit -u "$n"; exec "$@") >"$f.o" 2>"$f.e"; else "$@" >"$f.o" 2>"$f.e"; fi; s=$?
   rm -f "$f.o" "$f.e"
   (sleep 2; kill $sp_o $sp_e) >/dev/null 2>&1 </dev/null & sp_w=$!
   wait $sp_o $sp_e; kill $sp_w 2>/dev/null
@@ -71,6 +72,36 @@ while [ $n -lt 150 ]; do
 done
 exit 0"#;
 
+/// True when `stderr` ends with the wrapper's own shell saying it could not fork before the
+/// program was launched (the process limit is full), so the program never ran: dash says
+/// `sandpit: 10: Cannot fork`, bash `sandpit: line 10: fork: ...`, busybox `can't fork`.
+pub(crate) fn wrapper_could_not_fork(stderr: &str) -> bool {
+    let Some(last) = stderr.lines().rev().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    let Some(rest) = last.strip_prefix("sandpit: ") else {
+        return false;
+    };
+    let rest = rest.strip_prefix("line ").unwrap_or(rest);
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (Ok(line), Some(said)) = (
+        rest[..digits].parse::<usize>(),
+        rest[digits..].strip_prefix(": "),
+    ) else {
+        return false;
+    };
+    let launched_by = WRAPPER
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("\"$@\""))
+        .map(|(i, _)| i + 1)
+        .max()
+        .unwrap_or(0);
+    let fork =
+        said.contains("Cannot fork") || said.contains("can't fork") || said.starts_with("fork: ");
+    fork && line <= launched_by
+}
+
 /// The start of the wrapper's statistics line on stderr.
 pub(crate) const STATS_TRAILER: &[u8] = b"SANDPIT-STATS ";
 
@@ -97,6 +128,29 @@ async fn stops_within(engine: &Engine, container: &str, patience: Duration) -> R
             return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long a container that refused a call may take to show that it is stopping.
+const STOPPING: Duration = Duration::from_millis(300);
+
+/// `e`, or [`Error::SessionGone`] when the container stops within `patience`: a call into a
+/// sandbox that died under it (removed from outside, or a gVisor sandbox whose runtime is
+/// gone) fails in the engine's words before the engine reports the container stopped.
+pub(crate) async fn gone_or(
+    engine: &Engine,
+    container: &str,
+    e: Error,
+    patience: Duration,
+) -> Error {
+    if matches!(e, Error::SessionGone { .. }) {
+        return e;
+    }
+    match stops_within(engine, container, patience).await {
+        Ok(true) => Error::SessionGone {
+            container: container.to_string(),
+        },
+        _ => e,
     }
 }
 
@@ -132,6 +186,9 @@ pub(crate) struct ExecSpec {
     pub watch: bool,
     /// Measure the command's CPU time and the memory peak (see [`WRAPPER`]).
     pub stats: bool,
+    /// The process limit the program gets through the relay: gVisor starts an exec without
+    /// the container's limit on processes.
+    pub nproc: Option<i64>,
 }
 
 pub(crate) fn user_name(user: User) -> &'static str {
@@ -276,6 +333,9 @@ pub(crate) async fn exec_raw(
     if spec.watch {
         env.push("SANDPIT_RELAY=1".into());
     }
+    if let Some(n) = spec.nproc {
+        env.push(format!("SANDPIT_NPROC={n}"));
+    }
     if spec.stats {
         env.push("SANDPIT_STATS=1".into());
     }
@@ -376,11 +436,23 @@ pub(crate) async fn exec_raw(
         }
     }
     let status = exit_status(engine, container, &id, timed_out).await?;
-    if status.code == 126 && runtime_failure(&out.stdout.text(), &err_text) {
-        return Err(Error::ExecStart {
+    // Podman's runtime crashes in the sandbox's cgroup when no thread can start there; the
+    // wrapper never ran, so it wrote no statistics line.
+    let runtime_crashed = spec.stats
+        && out.trailer.is_none()
+        && status.code != 0
+        && out.stdout.buf.is_empty()
+        && err_text.starts_with(RUNTIME_THREAD_FAILURE);
+    // Docker says 126 when the runtime could not start the process, Podman 125.
+    let not_started =
+        matches!(status.code, 125 | 126) && runtime_failure(&out.stdout.text(), &err_text);
+    if runtime_crashed || not_started {
+        let cannot_start = Error::ExecStart {
             container: container.to_string(),
             reason: start_failure(&out.stdout.text(), &err_text),
-        });
+        };
+        // A container being removed or killed refuses execs in the same words.
+        return Err(gone_or(engine, container, cannot_start, STOPPING).await);
     }
     Ok(RawOutput {
         usage: out.usage(),
@@ -447,11 +519,22 @@ fn runtime_failure(stdout: &str, stderr: &str) -> bool {
         || said.contains("unable to start container process")
 }
 
-/// The runtime's words when it could not start the process, without its noise.
+/// How runc's Go runtime starts its crash report when it cannot start a thread in the
+/// sandbox's cgroup (the process limit is full).
+const RUNTIME_THREAD_FAILURE: &str = "runtime/cgo: pthread_create failed";
+
+/// The runtime's words when it could not start the process, without its noise (a Go crash
+/// report is cut to its first line).
 fn start_failure(stdout: &str, stderr: &str) -> String {
+    let stderr = if stderr.starts_with(RUNTIME_THREAD_FAILURE) {
+        stderr.lines().next().unwrap_or_default()
+    } else {
+        stderr
+    };
     let text = format!("{} {}", stdout.trim(), stderr.trim());
     let text = text.trim();
-    let hint = if text.contains("resource temporarily unavailable")
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("resource temporarily unavailable")
         || text.contains("init-p")
         || text.contains("fork")
     {
@@ -653,10 +736,11 @@ pub(crate) async fn reset_user_processes(engine: &Engine, container: &str) -> Re
         ..Default::default()
     };
     for _ in 0..10 {
-        engine
-            .signal_container(container, "USR1")
-            .await
-            .map_err(|e| exec_error(container, e))?;
+        if let Err(e) = engine.signal_container(container, "USR1").await {
+            // gVisor answers 500 when its sandbox died under the signal.
+            let e = exec_error(container, e);
+            return Err(gone_or(engine, container, e, Duration::from_secs(5)).await);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let probed = tokio::time::timeout(Duration::from_secs(10), async {
             let mut stream = engine
@@ -696,6 +780,24 @@ mod tests {
         assert_eq!(c.buf, b"abcde");
         c.push(b"h");
         assert_eq!(c.buf, b"abcde");
+    }
+
+    #[test]
+    fn a_wrapper_that_could_not_fork_is_told_from_the_programs_own_words() {
+        use super::wrapper_could_not_fork as failed;
+        assert!(failed("sandpit: 10: Cannot fork\n"));
+        assert!(failed(
+            "sandpit: line 17: fork: Resource temporarily unavailable\n"
+        ));
+        assert!(failed("sandpit: 3: can't fork\n"));
+        // The relay's clean-up after the program ran: the program did run.
+        assert!(!failed("sandpit: 19: Cannot fork\n"));
+        // The program's own words, or its own shell's.
+        assert!(!failed("Cannot fork\n"));
+        assert!(!failed("sh: 1: Cannot fork\n"));
+        assert!(!failed("sandpit: 10: Cannot fork\nlater output\n"));
+        assert!(!failed("sandpit: x: Cannot fork\n"));
+        assert!(!failed(""));
     }
 
     #[test]

@@ -288,6 +288,7 @@ impl Files<'_> {
                 stdin_data: stdin,
                 sink: None,
                 watch: inner.gvisor,
+                nproc: inner.gvisor.then_some(inner.policy.max_processes),
                 stats: false,
             },
         )

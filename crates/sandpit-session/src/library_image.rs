@@ -139,6 +139,7 @@ async fn install_and_commit(
                 stdin_data: None,
                 sink: None,
                 watch: false,
+                nproc: None,
                 stats: false,
             },
         )

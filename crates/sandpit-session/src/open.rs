@@ -529,6 +529,7 @@ async fn finish_setup(
                 stdin_data: None,
                 sink: None,
                 watch: false,
+                nproc: None,
                 stats: false,
             },
         )

@@ -147,7 +147,7 @@ impl SandboxSession {
         for step in &plan.compile {
             let remaining = timeout.saturating_sub(started.elapsed());
             let out = self
-                .exec_step(
+                .exec_user_step(
                     step,
                     remaining,
                     inline_file.take(),
@@ -185,7 +185,7 @@ impl SandboxSession {
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
         let out = self
-            .exec_step(
+            .exec_user_step(
                 &run,
                 remaining,
                 inline_file.take(),

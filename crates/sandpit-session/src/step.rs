@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::exec::{exec, ExecSpec};
+use crate::exec::{container_runs, exec, reset_user_processes, wrapper_could_not_fork, ExecSpec};
 use crate::output::{ExecOutput, OutputSink};
 use crate::runner::Command;
 use crate::session::SandboxSession;
@@ -43,6 +43,7 @@ impl SandboxSession {
                 stdin_data: stdin,
                 sink,
                 watch: inner.gvisor,
+                nproc: inner.gvisor.then_some(inner.policy.max_processes),
                 stats: true,
             },
         )
@@ -66,6 +67,77 @@ impl SandboxSession {
             }
             other => other,
         }
+    }
+}
+
+/// What a step's stderr starts with when it ran only after the process limit was cleared.
+pub(crate) const PROCESS_LIMIT_CLEARED: &str = "sandpit: the sandbox's process limit was full (processes left running by earlier code: a fork bomb, or too many background jobs), so nothing could start; every process in the sandbox was stopped (a kernel's state is lost) and this ran after that\n";
+
+impl SandboxSession {
+    /// A step of the caller's own (a command, a run's compile or run). When it cannot start
+    /// because processes that earlier code left behind fill the process limit, every process in
+    /// the sandbox is stopped and the step runs once more; its stderr says so. Without this, a
+    /// fork bomb left in the background would leave a session that can start nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn exec_user_step(
+        &self,
+        command: &Command,
+        timeout: Duration,
+        inline_file: Option<(String, String)>,
+        stdin: Option<Vec<u8>>,
+        extra_env: &[(String, String)],
+        sink: Option<OutputSink>,
+    ) -> Result<ExecOutput> {
+        let started = std::time::Instant::now();
+        // A gVisor sandbox that earlier code took down as a whole (its runtime runs out of host
+        // threads under a fork bomb) is started again before the step, which then runs.
+        let mut restarted = None;
+        if self.inner.gvisor && !container_runs(&self.inner.engine, &self.inner.container).await? {
+            restarted = self.restart_stopped_sandbox().await?;
+            if restarted.is_none() {
+                return Err(Error::SessionGone {
+                    container: self.inner.container.clone(),
+                });
+            }
+        }
+        let first = self
+            .exec_step(
+                command,
+                timeout,
+                inline_file.clone(),
+                stdin.clone(),
+                extra_env,
+                sink.clone(),
+            )
+            .await;
+        let note = |mut out: ExecOutput| {
+            if let Some(why) = &restarted {
+                out.stderr
+                    .insert_str(0, &format!("sandpit: before this ran, {why}\n"));
+            }
+            out
+        };
+        match first {
+            Err(Error::ExecStart { .. }) => {}
+            Ok(out) if out.stdout.is_empty() && wrapper_could_not_fork(&out.stderr) => {}
+            other => return other.map(note),
+        }
+        tracing::warn!(
+            "{}: the process limit is full; stopping every process in the sandbox",
+            self.inner.container
+        );
+        reset_user_processes(&self.inner.engine, &self.inner.container).await?;
+        if let Ok(mut kernel) = self.inner.kernel.try_lock() {
+            *kernel = None;
+        }
+        let timeout = timeout
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let mut out = self
+            .exec_step(command, timeout, inline_file, stdin, extra_env, sink)
+            .await?;
+        out.stderr.insert_str(0, PROCESS_LIMIT_CLEARED);
+        Ok(note(out))
     }
 }
 

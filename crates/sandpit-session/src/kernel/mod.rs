@@ -82,7 +82,20 @@ impl SandboxSession {
             finished: false,
         };
         let slot: &mut Option<Kernel> = request.slot.as_mut().expect("locked");
-        let result = self.run_request(slot, code, options).await;
+        let started = Instant::now();
+        let result = match self.run_request(slot, code, options).await {
+            // The sandbox died under the call (under gVisor, code that fills the memory stops
+            // it whole, and the engine may only tell when the next step signals it).
+            Err(e @ Error::SessionGone { .. }) => match self.restart_stopped_sandbox().await {
+                Ok(Some(why)) => {
+                    slot.take();
+                    Ok(Accumulator::new(self.inner.output_limit, None).died(why, started))
+                }
+                Ok(None) => Err(e),
+                Err(restart) => Err(restart),
+            },
+            other => other,
+        };
         request.finished = true;
         result
     }

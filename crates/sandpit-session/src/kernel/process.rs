@@ -77,6 +77,9 @@ impl SandboxSession {
             format!("SANDPIT_RELAY={}", if inner.gvisor { "1" } else { "" }),
             format!("SANDPIT_OUTPUT_LIMIT={}", inner.output_limit),
         ]);
+        if inner.gvisor {
+            env.push(format!("SANDPIT_NPROC={}", inner.policy.max_processes));
+        }
         let mut argv = spec.argv.clone();
         argv.push(path);
         let request = wrapped_request(&argv, env, User::Sandbox, Some(inner.workdir.clone()), true);
