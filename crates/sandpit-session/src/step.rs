@@ -71,14 +71,13 @@ impl SandboxSession {
 }
 
 /// What a step's stderr starts with when it ran only after the process limit was cleared.
-pub(crate) const PROCESS_LIMIT_CLEARED: &str = "sandpit: the sandbox's process limit was full (processes left running by earlier code: a fork bomb, or too many background jobs), so nothing could start; every process in the sandbox was stopped (a kernel's state is lost) and this ran after that\n";
+const PROCESS_LIMIT_CLEARED: &str = "sandpit: the sandbox's process limit was full (processes left running by earlier code: a fork bomb, or too many background jobs), so nothing could start; every process in the sandbox was stopped (a kernel's state is lost) and this ran after that\n";
 
 impl SandboxSession {
     /// A step of the caller's own (a command, a run's compile or run). When it cannot start
     /// because processes that earlier code left behind fill the process limit, every process in
     /// the sandbox is stopped and the step runs once more; its stderr says so. Without this, a
     /// fork bomb left in the background would leave a session that can start nothing.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn exec_user_step(
         &self,
         command: &Command,
