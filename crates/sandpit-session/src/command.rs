@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::output::{ExecOutput, OutputChunk, OutputSink};
 use crate::runner::Command;
 use crate::session::SandboxSession;
+use crate::step::Step;
 
 /// Options of one shell command.
 #[derive(Debug, Clone, Default)]
@@ -87,14 +88,12 @@ impl SandboxSession {
             cmd = cmd.as_root();
         }
         let timeout = options.timeout.unwrap_or(self.inner.timeout);
-        self.exec_user_step(
-            &cmd,
-            timeout,
-            None,
-            options.stdin.clone(),
-            &options.env,
-            options.on_output.clone(),
-        )
+        self.exec_user_step(Step {
+            stdin: options.stdin.clone(),
+            env: &options.env,
+            sink: options.on_output.clone(),
+            ..Step::new(&cmd, timeout)
+        })
         .await
     }
 }

@@ -13,6 +13,7 @@ use crate::open::IO_DIR;
 use crate::paths::{container_path, parent_and_name, refuse_memory_folders};
 use crate::runner::Command;
 use crate::session::SandboxSession;
+use crate::step::Step;
 
 impl SandboxSession {
     /// Places a file in Sandpit's io folder, which belongs to root (mode 0711): user code can
@@ -57,7 +58,7 @@ impl SandboxSession {
                 // The destination folder is missing: create it as the sandbox user, then retry.
                 let mkdir = Command::new(["mkdir", "-p", parent]);
                 let out = self
-                    .exec_step(&mkdir, Duration::from_secs(30), None, None, &[], None)
+                    .exec_step(Step::new(&mkdir, Duration::from_secs(30)))
                     .await?;
                 if !out.success() {
                     return Err(Error::InvalidPath {

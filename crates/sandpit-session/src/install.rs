@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::exec::exec_error;
 use crate::policy::Network;
 use crate::session::SandboxSession;
-use crate::step::{shell, HOUSEKEEPING};
+use crate::step::{shell, Step, HOUSEKEEPING};
 
 impl SandboxSession {
     /// Installs libraries not yet installed in this session; each is installed once.
@@ -137,7 +137,7 @@ impl SandboxSession {
     /// Sends a signal to every process of the sandbox user but the sender.
     async fn signal_user_processes(&self, signal: &str) -> Result<()> {
         let sweep = shell(&format!("kill -{signal} -1 2>/dev/null; true"));
-        self.exec_step(&sweep, HOUSEKEEPING, None, None, &[], None)
+        self.exec_step(Step::new(&sweep, HOUSEKEEPING))
             .await
             .map(|_| ())
     }

@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::runner::{Command, Package};
 use crate::session::SandboxSession;
+use crate::step::Step;
 
 /// A package to install: a name, and optionally a version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +122,7 @@ impl SandboxSession {
                 .collect());
         };
         let out = self
-            .exec_step(&list, self.inner.install_timeout, None, None, &[], None)
+            .exec_step(Step::new(&list, self.inner.install_timeout))
             .await?;
         if !out.success() {
             return Err(Error::Setup {
@@ -160,7 +161,10 @@ impl SandboxSession {
         stdin: Option<Vec<u8>>,
     ) -> Result<()> {
         let out = self
-            .exec_step(step, self.inner.install_timeout, None, stdin, &[], None)
+            .exec_step(Step {
+                stdin,
+                ..Step::new(step, self.inner.install_timeout)
+            })
             .await?;
         if out.success() {
             return Ok(());

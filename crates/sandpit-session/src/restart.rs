@@ -47,9 +47,7 @@ impl SandboxSession {
                     cause,
                 })
             })?;
-        if let Ok(mut kernel) = inner.kernel.try_lock() {
-            *kernel = None;
-        }
+        self.forget_idle_kernel();
         self.hand_over_scratch_folders().await?;
         Ok(Some(format!(
             "{why}; it was started again: files in the workdir are kept, running processes are not"

@@ -9,6 +9,7 @@ use crate::output::{ExecOutput, OutputChunk, OutputSink, RunResult, RunUsage};
 use crate::paths::container_path;
 use crate::runner::Command;
 use crate::session::SandboxSession;
+use crate::step::Step;
 
 /// Options of one run; `Default` means the session's timeout, no stdin, no arguments.
 #[derive(Debug, Clone, Default)]
@@ -147,14 +148,12 @@ impl SandboxSession {
         for step in &plan.compile {
             let remaining = timeout.saturating_sub(started.elapsed());
             let out = self
-                .exec_user_step(
-                    step,
-                    remaining,
-                    inline_file.take(),
-                    None,
-                    &options.env,
-                    options.on_output.clone(),
-                )
+                .exec_user_step(Step {
+                    inline_file: inline_file.take(),
+                    env: &options.env,
+                    sink: options.on_output.clone(),
+                    ..Step::new(step, remaining)
+                })
                 .await?;
             let out = self.note_oom(out).await?;
             let failed = !out.success();
@@ -185,14 +184,13 @@ impl SandboxSession {
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
         let out = self
-            .exec_user_step(
-                &run,
-                remaining,
-                inline_file.take(),
-                options.stdin.clone(),
-                &options.env,
-                options.on_output.clone(),
-            )
+            .exec_user_step(Step {
+                inline_file: inline_file.take(),
+                stdin: options.stdin.clone(),
+                env: &options.env,
+                sink: options.on_output.clone(),
+                ..Step::new(&run, remaining)
+            })
             .await?;
         let out = self.note_oom(out).await?;
         let duration = started.elapsed();
@@ -248,7 +246,7 @@ impl SandboxSession {
             "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null",
         ]);
         let read = self
-            .exec_step(&probe, Duration::from_secs(10), None, None, &[], None)
+            .exec_step(Step::new(&probe, Duration::from_secs(10)))
             .await?;
         let kills: u64 = read
             .stdout

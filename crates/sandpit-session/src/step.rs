@@ -8,21 +8,47 @@ use crate::output::{ExecOutput, OutputSink};
 use crate::runner::Command;
 use crate::session::SandboxSession;
 
+/// One of a runner's commands with what it is given: a timeout, and optionally an inline
+/// source file, standard input, extra environment and an output sink.
+#[derive(Clone)]
+pub(crate) struct Step<'a> {
+    pub command: &'a Command,
+    pub timeout: Duration,
+    pub inline_file: Option<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    pub env: &'a [(String, String)],
+    pub sink: Option<OutputSink>,
+}
+
+impl<'a> Step<'a> {
+    /// `command` with `timeout` and nothing else.
+    pub(crate) fn new(command: &'a Command, timeout: Duration) -> Self {
+        Step {
+            command,
+            timeout,
+            inline_file: None,
+            stdin: None,
+            env: &[],
+            sink: None,
+        }
+    }
+}
+
 impl SandboxSession {
     /// The session's environment as it is now (later runs see changes).
     pub(crate) fn env_now(&self) -> Vec<(String, String)> {
         self.inner.env.read().expect("session env").clone()
     }
 
-    pub(crate) async fn exec_step(
-        &self,
-        command: &Command,
-        timeout: Duration,
-        inline_file: Option<(String, String)>,
-        stdin: Option<Vec<u8>>,
-        extra_env: &[(String, String)],
-        sink: Option<OutputSink>,
-    ) -> Result<ExecOutput> {
+    pub(crate) async fn exec_step(&self, step: Step<'_>) -> Result<ExecOutput> {
+        let Step {
+            command,
+            timeout,
+            inline_file,
+            stdin,
+            env: extra_env,
+            sink,
+        } = step;
         let inner = &self.inner;
         let mut env = self.env_now();
         env.extend(command.env.iter().cloned());
@@ -78,15 +104,7 @@ impl SandboxSession {
     /// because processes that earlier code left behind fill the process limit, every process in
     /// the sandbox is stopped and the step runs once more; its stderr says so. Without this, a
     /// fork bomb left in the background would leave a session that can start nothing.
-    pub(crate) async fn exec_user_step(
-        &self,
-        command: &Command,
-        timeout: Duration,
-        inline_file: Option<(String, String)>,
-        stdin: Option<Vec<u8>>,
-        extra_env: &[(String, String)],
-        sink: Option<OutputSink>,
-    ) -> Result<ExecOutput> {
+    pub(crate) async fn exec_user_step(&self, step: Step<'_>) -> Result<ExecOutput> {
         let started = std::time::Instant::now();
         // A gVisor sandbox that earlier code took down as a whole (its runtime runs out of host
         // threads under a fork bomb) is started again before the step, which then runs.
@@ -99,16 +117,7 @@ impl SandboxSession {
                 });
             }
         }
-        let first = self
-            .exec_step(
-                command,
-                timeout,
-                inline_file.clone(),
-                stdin.clone(),
-                extra_env,
-                sink.clone(),
-            )
-            .await;
+        let first = self.exec_step(step.clone()).await;
         let note = |mut out: ExecOutput| {
             if let Some(why) = &restarted {
                 out.stderr
@@ -126,15 +135,12 @@ impl SandboxSession {
             self.inner.container
         );
         reset_user_processes(&self.inner.engine, &self.inner.container).await?;
-        if let Ok(mut kernel) = self.inner.kernel.try_lock() {
-            *kernel = None;
-        }
-        let timeout = timeout
+        self.forget_idle_kernel();
+        let timeout = step
+            .timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_secs(1));
-        let mut out = self
-            .exec_step(command, timeout, inline_file, stdin, extra_env, sink)
-            .await?;
+        let mut out = self.exec_step(Step { timeout, ..step }).await?;
         out.stderr.insert_str(0, PROCESS_LIMIT_CLEARED);
         Ok(note(out))
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::session::SandboxSession;
-use crate::step::shell;
+use crate::step::{shell, Step};
 
 /// A session's resource usage at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -60,7 +60,7 @@ impl SandboxSession {
         cmd.argv
             .extend(["sandpit-usage".to_string(), inner.workdir.clone()]);
         let out = self
-            .exec_step(&cmd, crate::step::HOUSEKEEPING, None, None, &[], None)
+            .exec_step(Step::new(&cmd, crate::step::HOUSEKEEPING))
             .await?;
         let field = |name: &str| -> Option<u64> {
             out.stdout

@@ -18,7 +18,7 @@ pub use result::{ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle};
 use crate::error::{Error, Result};
 use crate::exec::reset_user_processes;
 use crate::session::SandboxSession;
-use crate::step::{shell, HOUSEKEEPING};
+use crate::step::{shell, Step, HOUSEKEEPING};
 
 /// How long an interrupted request may take to stop before the kernel is restarted.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(3);
@@ -220,10 +220,18 @@ impl SandboxSession {
         }
     }
 
+    /// Drops the kernel after its processes were stopped, so that the next `execute` starts a
+    /// fresh one; a call running in it now finds out by itself.
+    pub(crate) fn forget_idle_kernel(&self) {
+        if let Ok(mut kernel) = self.inner.kernel.try_lock() {
+            *kernel = None;
+        }
+    }
+
     /// True when the sandbox can start a process (its process limit is not full).
     pub(crate) async fn can_start_processes(&self) -> Result<bool> {
         match self
-            .exec_step(&shell("true"), HOUSEKEEPING, None, None, &[], None)
+            .exec_step(Step::new(&shell("true"), HOUSEKEEPING))
             .await
         {
             Ok(_) => Ok(true),

@@ -16,7 +16,7 @@ use crate::exec::{
 };
 use crate::runner::User;
 use crate::session::SandboxSession;
-use crate::step::{shell, HOUSEKEEPING};
+use crate::step::{shell, Step, HOUSEKEEPING};
 
 pub(crate) enum Frame {
     Json(serde_json::Value),
@@ -247,7 +247,7 @@ impl SandboxSession {
     /// kill binary.
     pub(super) async fn signal_kernel(&self, pid: u64, signal: &str) -> Result<()> {
         let cmd = shell(&format!("kill -{signal} {pid}"));
-        self.exec_step(&cmd, HOUSEKEEPING, None, None, &[], None)
+        self.exec_step(Step::new(&cmd, HOUSEKEEPING))
             .await
             .map(|_| ())
     }
