@@ -11,12 +11,12 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use sandpit::{ExecuteOptions, FileKind, ListOptions, PackageSpec};
 use sandpit_service::types::{CreateSession, ExecuteResponse};
-use sandpit_service::{Busy, ErrorKind, Owner, ServiceError};
+use sandpit_service::{Busy, ErrorKind, Owner};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
-    detail, detail_error, j, json_response, missing, not_a_string, obj, unprocessable, Denied, Json,
+    caller, detail, failed, j, json_response, missing, not_a_string, obj, unprocessable, Api, Json,
 };
 use crate::state::AppState;
 
@@ -75,26 +75,15 @@ async fn method_not_allowed() -> Response {
     detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
-const NO_KEY: &str = "a Sandpit key is required: send Authorization: Bearer sp_…, or put /k/<key> in front of /compat/code-sandbox in the base URL (or start the server with --allow-anonymous)";
+/// The Code Sandbox: a FastAPI app, errors `{"detail": …}`.
+pub(crate) struct CodeSandbox;
 
-/// The caller, or the `401` that says why not.
-async fn caller(parts: &mut Parts, state: &AppState) -> Result<Owner, Response> {
-    super::owner(parts, state)
-        .await
-        .map_err(|denied| match denied {
-            Denied::NoKey => super::with_kind(
-                detail(StatusCode::UNAUTHORIZED, NO_KEY),
-                ErrorKind::Unauthorized,
-            ),
-            Denied::BadKey => super::with_kind(
-                detail(
-                    StatusCode::UNAUTHORIZED,
-                    "the key is unknown or was revoked",
-                ),
-                ErrorKind::Unauthorized,
-            ),
-            Denied::Failed(e) => detail_error(&e, ""),
-        })
+impl Api for CodeSandbox {
+    const NO_KEY: &'static str = "a Sandpit key is required: send Authorization: Bearer sp_…, or put /k/<key> in front of /compat/code-sandbox in the base URL (or start the server with --allow-anonymous)";
+
+    fn error_body(status: StatusCode, message: &str) -> Response {
+        detail(status, message)
+    }
 }
 
 /// A path parameter of the route.
@@ -110,9 +99,10 @@ async fn param(parts: &mut Parts, state: &AppState, name: &str) -> String {
 }
 
 fn sandbox_not_found() -> Response {
-    super::with_kind(
-        detail(StatusCode::NOT_FOUND, "Sandbox not found"),
+    CodeSandbox::error(
         ErrorKind::NotFound,
+        StatusCode::NOT_FOUND,
+        "Sandbox not found",
     )
 }
 
@@ -121,15 +111,7 @@ async fn sandbox(state: &AppState, owner: &Owner, id: &str) -> Result<Busy, Resp
     match state.manager.busy(owner, id).await {
         Ok(busy) => Ok(busy),
         Err(e) if e.kind == ErrorKind::NotFound => Err(sandbox_not_found()),
-        Err(e) => Err(detail_error(&e, "")),
-    }
-}
-
-/// A session operation's failure, with a session that is gone forgotten.
-async fn failed(state: &AppState, owner: &Owner, id: &str, e: sandpit::Error) -> ServiceError {
-    match state.manager.get(owner, id) {
-        Ok(entry) => state.manager.failed(&entry, e).await,
-        Err(gone) => gone,
+        Err(e) => Err(CodeSandbox::failure(&e)),
     }
 }
 
@@ -147,7 +129,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
 /// `POST /compat/code-sandbox/sandbox/create`: a new sandbox with its kernel started.
 pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
@@ -161,11 +143,11 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     };
     let id = match state.manager.create(&owner, request).await {
         Ok((info, _)) => info.id,
-        Err(e) => return detail_error(&e, ""),
+        Err(e) => return CodeSandbox::failure(&e),
     };
     if let Err(e) = super::pandora::start_kernel(&state, &owner, &id).await {
         let _ = state.manager.destroy(&owner, &id).await;
-        return detail_error(&e, "");
+        return CodeSandbox::failure(&e);
     }
     json_response(StatusCode::OK, json!({ "sandbox_id": id }))
 }
@@ -283,14 +265,14 @@ pub fn answer(r: ExecuteResponse, timeout: f64) -> Executed {
 /// `POST /compat/code-sandbox/sandbox/{sandbox_id}/execute`.
 pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
     let id = param(&mut parts, &state, "sandbox_id").await;
     let body = match super::body_bytes(body, &state).await {
         Ok(b) => b,
-        Err(e) => return detail_error(&e, ""),
+        Err(e) => return CodeSandbox::failure(&e),
     };
     let code = match code_of(&parts.headers, &body) {
         Ok(code) => code,
@@ -312,7 +294,7 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     drop(busy);
     match result {
         Ok(r) => json_response(StatusCode::OK, answer(ExecuteResponse::from(r), timeout)),
-        Err(e) => detail_error(&state.manager.failed(&entry, e).await, ""),
+        Err(e) => CodeSandbox::failure(&state.manager.failed(&entry, e).await),
     }
 }
 
@@ -320,14 +302,14 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
 /// install is a `200` with `success: false`, as the original's.
 pub async fn install(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, body) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
     let id = param(&mut parts, &state, "sandbox_id").await;
     let body = match super::body_bytes(body, &state).await {
         Ok(b) => b,
-        Err(e) => return detail_error(&e, ""),
+        Err(e) => return CodeSandbox::failure(&e),
     };
     let value = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => v,
@@ -371,7 +353,7 @@ pub async fn install(State(state): State<AppState>, req: Request) -> Response {
                 e.kind,
                 ErrorKind::Gone | ErrorKind::EngineUnavailable | ErrorKind::Exhausted
             ) {
-                return detail_error(&e, "");
+                return CodeSandbox::failure(&e);
             }
             json_response(
                 StatusCode::OK,
@@ -387,17 +369,15 @@ pub async fn install(State(state): State<AppState>, req: Request) -> Response {
 }
 
 fn access_denied() -> Response {
-    super::with_kind(
-        detail(StatusCode::FORBIDDEN, "File access denied"),
+    CodeSandbox::error(
         ErrorKind::Refused,
+        StatusCode::FORBIDDEN,
+        "File access denied",
     )
 }
 
 fn file_not_found() -> Response {
-    super::with_kind(
-        detail(StatusCode::NOT_FOUND, "File not found"),
-        ErrorKind::NotFound,
-    )
+    CodeSandbox::error(ErrorKind::NotFound, StatusCode::NOT_FOUND, "File not found")
 }
 
 /// `POST /compat/code-sandbox/sandbox/{sandbox_id}/upload`: the `file` part goes to the
@@ -409,7 +389,7 @@ pub async fn upload(State(state): State<AppState>, req: Request) -> Response {
             .into_iter()
             .find(|(k, _)| k == "file_path")
             .map(|(_, v)| v);
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
@@ -464,27 +444,23 @@ pub async fn upload(State(state): State<AppState>, req: Request) -> Response {
     match written {
         Ok(info) => json_response(StatusCode::OK, json!({ "file_path": info.path })),
         Err(sandpit::Error::InvalidPath { .. }) => access_denied(),
-        Err(e) => detail_error(&failed(&state, &owner, &id, e).await, ""),
+        Err(e) => CodeSandbox::failure(&failed(&state, &owner, &id, e).await),
     }
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> Response {
     let text = e.body_text();
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return super::with_kind(
-            detail(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the upload is too large: {text}"),
-            ),
+        return CodeSandbox::error(
             ErrorKind::TooLarge,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the upload is too large: {text}"),
         );
     }
-    super::with_kind(
-        detail(
-            StatusCode::BAD_REQUEST,
-            format!("There was an error parsing the body: {text}"),
-        ),
+    CodeSandbox::error(
         ErrorKind::InvalidInput,
+        StatusCode::BAD_REQUEST,
+        &format!("There was an error parsing the body: {text}"),
     )
 }
 
@@ -492,7 +468,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> Response {
 /// workdir, recursively, sorted by path.
 pub async fn files(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
@@ -516,14 +492,14 @@ pub async fn files(State(state): State<AppState>, req: Request) -> Response {
                 .map(|e| obj([("path", j(e.path)), ("size", j(e.size))]))
                 .collect::<Vec<_>>(),
         ),
-        Err(e) => detail_error(&failed(&state, &owner, &id, e).await, ""),
+        Err(e) => CodeSandbox::failure(&failed(&state, &owner, &id, e).await),
     }
 }
 
 /// `GET /compat/code-sandbox/sandbox/{sandbox_id}/download/{file_path}`: the file's bytes.
 pub async fn download(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
@@ -564,7 +540,7 @@ pub async fn download(State(state): State<AppState>, req: Request) -> Response {
             )
                 .into_response()
         }
-        Err(e) => detail_error(&failed(&state, &owner, &id, e).await, ""),
+        Err(e) => CodeSandbox::failure(&failed(&state, &owner, &id, e).await),
     }
 }
 
@@ -622,7 +598,7 @@ pub fn mime_of(name: &str) -> &'static str {
 /// `POST /compat/code-sandbox/sandbox/{sandbox_id}/close`.
 pub async fn close(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
@@ -633,7 +609,7 @@ pub async fn close(State(state): State<AppState>, req: Request) -> Response {
             obj([("status", j("success")), ("message", j("Sandbox closed"))]),
         ),
         Err(e) if e.kind == ErrorKind::NotFound => sandbox_not_found(),
-        Err(e) => detail_error(&e, ""),
+        Err(e) => CodeSandbox::failure(&e),
     }
 }
 
@@ -641,7 +617,7 @@ pub async fn close(State(state): State<AppState>, req: Request) -> Response {
 /// creation time in Unix seconds.
 pub async fn sandboxes(State(state): State<AppState>, req: Request) -> Response {
     let (mut parts, _) = req.into_parts();
-    let owner = match caller(&mut parts, &state).await {
+    let owner = match caller::<CodeSandbox>(&mut parts, &state).await {
         Ok(owner) => owner,
         Err(response) => return response,
     };
@@ -659,7 +635,7 @@ pub async fn sandboxes(State(state): State<AppState>, req: Request) -> Response 
             }
             json_response(StatusCode::OK, Value::Object(map))
         }
-        Err(e) => detail_error(&e, ""),
+        Err(e) => CodeSandbox::failure(&e),
     }
 }
 

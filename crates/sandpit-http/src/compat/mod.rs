@@ -9,6 +9,10 @@
 //! Every route may also be reached with `/k/{key}` in front of its full path, for clients that
 //! can change only their base URL. Answers are JSON (but file downloads), errors in each API's
 //! own shape; request bodies are parsed as JSON whatever their `Content-Type`.
+//!
+//! Each API has one shape: a route takes the key ([`caller`]), finds the owner's session, calls
+//! the operation, and answers a failure in the API's own error shape ([`Api::failure`]); the
+//! layers differ only in what they map.
 
 pub mod code_sandbox;
 pub mod pandora;
@@ -38,15 +42,24 @@ pub(crate) fn tag(api: &str) -> std::collections::BTreeMap<String, String> {
     [("compat".to_string(), api.to_string())].into()
 }
 
-/// Why a request has no owner.
-#[derive(Debug)]
-pub(crate) enum Denied {
-    /// No key was sent (and anonymous access is off).
-    NoKey,
-    /// The key is unknown or revoked.
-    BadKey,
-    /// The key store failed.
-    Failed(ServiceError),
+/// What sets one compatibility API apart, beside its routes and mappings: the shape of its
+/// errors and what it tells a caller without a key.
+pub(crate) trait Api {
+    /// What a caller that sent no key (where the server wants one) is told.
+    const NO_KEY: &'static str;
+
+    /// The API's error body for `message`, with `status`.
+    fn error_body(status: StatusCode, message: &str) -> Response;
+
+    /// An error in the API's shape, its kind attached for the metrics.
+    fn error(kind: ErrorKind, status: StatusCode, message: &str) -> Response {
+        with_kind(Self::error_body(status, message), kind)
+    }
+
+    /// A Sandpit failure in the API's shape, with its native status.
+    fn failure(e: &ServiceError) -> Response {
+        Self::error(e.kind, crate::error::status(e.kind), &e.message)
+    }
 }
 
 /// The key in `/k/{key}`, when the request came that way.
@@ -73,17 +86,47 @@ pub(crate) fn verify(state: &AppState, key: &str) -> Result<Option<Owner>, Servi
     crate::auth::verify(state, key).map_err(|e| e.0)
 }
 
-/// The owner of a request to an API whose clients may send no key: the key's, or the
-/// anonymous owner where the server allows it.
-pub(crate) async fn owner(parts: &mut Parts, state: &AppState) -> Result<Owner, Denied> {
-    match request_key(parts, state).await.filter(|k| !k.is_empty()) {
-        Some(key) => match verify(state, &key) {
+/// The caller of an API whose clients may send no key: the key's owner, or the anonymous
+/// owner where the server allows it; else `401` in the API's shape.
+pub(crate) async fn caller<A: Api>(parts: &mut Parts, state: &AppState) -> Result<Owner, Response> {
+    let key = request_key(parts, state).await.filter(|k| !k.is_empty());
+    owner_of::<A>(state, key.as_deref()).await
+}
+
+/// The owner of `key` (`None`: no key came), or `401` in the API's shape.
+pub(crate) async fn owner_of<A: Api>(
+    state: &AppState,
+    key: Option<&str>,
+) -> Result<Owner, Response> {
+    match key {
+        Some(key) => match verify(state, key) {
             Ok(Some(owner)) => Ok(owner),
-            Ok(None) => Err(Denied::BadKey),
-            Err(e) => Err(Denied::Failed(e)),
+            Ok(None) => Err(A::error(
+                ErrorKind::Unauthorized,
+                StatusCode::UNAUTHORIZED,
+                "the key is unknown or was revoked",
+            )),
+            Err(e) => Err(A::failure(&e)),
         },
         None if state.manager.config().allow_anonymous => Ok(Owner::anonymous()),
-        None => Err(Denied::NoKey),
+        None => Err(A::error(
+            ErrorKind::Unauthorized,
+            StatusCode::UNAUTHORIZED,
+            A::NO_KEY,
+        )),
+    }
+}
+
+/// A session operation's failure as a service error; a session found gone is forgotten.
+pub(crate) async fn failed(
+    state: &AppState,
+    owner: &Owner,
+    id: &str,
+    e: sandpit::Error,
+) -> ServiceError {
+    match state.manager.get(owner, id) {
+        Ok(entry) => state.manager.failed(&entry, e).await,
+        Err(gone) => gone,
     }
 }
 
@@ -95,30 +138,6 @@ pub(crate) fn json_response(status: StatusCode, value: impl serde::Serialize) ->
 /// FastAPI's error shape: `{"detail": …}`.
 pub(crate) fn detail(status: StatusCode, text: impl Into<String>) -> Response {
     json_response(status, json!({ "detail": text.into() }))
-}
-
-/// A Sandpit failure in FastAPI's shape, with its native status; `prefix` goes before the
-/// message.
-pub(crate) fn detail_error(e: &ServiceError, prefix: &str) -> Response {
-    let text = if prefix.is_empty() {
-        e.message.clone()
-    } else {
-        format!("{prefix} {}", e.message)
-    };
-    with_kind(detail(crate::error::status(e.kind), text), e.kind)
-}
-
-/// Piston's error shape: `{"message": …}`.
-pub(crate) fn message(status: StatusCode, text: impl Into<String>) -> Response {
-    json_response(status, json!({ "message": text.into() }))
-}
-
-/// A Sandpit failure in Piston's shape, with its native status.
-pub(crate) fn message_error(e: &ServiceError) -> Response {
-    with_kind(
-        message(crate::error::status(e.kind), e.message.clone()),
-        e.kind,
-    )
 }
 
 /// Tells the metrics layer what kind of error an answer is.

@@ -15,8 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
-    detail, detail_error, j, json_response, missing, not_a_string, obj, request_key, unprocessable,
-    Json,
+    detail, j, json_response, missing, not_a_string, obj, request_key, unprocessable, Api, Json,
 };
 use crate::state::AppState;
 
@@ -27,6 +26,28 @@ const LIFETIME: u64 = 6 * 3600;
 const RUN_TIMEOUT: f64 = 3600.0;
 const NO_SANDBOX: &str = "No sandbox found, Please create a sandbox first.";
 const INVALID_KERNEL: &str = "Invalid KERNEL_ID";
+
+/// Pandora Box: a FastAPI app, errors `{"detail": …}`; a key is always needed, and its own
+/// checks say what is missing.
+pub(crate) struct Pandora;
+
+impl Api for Pandora {
+    const NO_KEY: &'static str = "Missing API_KEY.";
+
+    fn error_body(status: StatusCode, message: &str) -> Response {
+        detail(status, message)
+    }
+}
+
+/// A Sandpit failure in Pandora Box's shape, `prefix` (the original's message for the step)
+/// before Sandpit's.
+fn failure_as(e: &ServiceError, prefix: &str) -> Response {
+    Pandora::error(
+        e.kind,
+        crate::error::status(e.kind),
+        &format!("{prefix} {}", e.message),
+    )
+}
 
 /// Pandora Box's routes.
 pub fn routes() -> Router<AppState> {
@@ -100,22 +121,17 @@ fn owner_of(state: &AppState, key: &str) -> Result<Owner, Box<Response>> {
     match super::verify(state, key) {
         Ok(Some(owner)) => Ok(owner),
         Ok(None) => Err(Box::new(bad_request("Invalid API_KEY."))),
-        Err(e) => Err(Box::new(detail_error(&e, ""))),
+        Err(e) => Err(Box::new(Pandora::failure(&e))),
     }
 }
 
 fn bad_request(text: &str) -> Response {
-    super::with_kind(
-        detail(StatusCode::BAD_REQUEST, text),
-        ErrorKind::InvalidInput,
-    )
+    Pandora::error(ErrorKind::InvalidInput, StatusCode::BAD_REQUEST, text)
 }
 
+/// The original's `500` for a missing sandbox or kernel.
 fn server_error(text: &str) -> Response {
-    super::with_kind(
-        detail(StatusCode::INTERNAL_SERVER_ERROR, text),
-        ErrorKind::NotFound,
-    )
+    Pandora::error(ErrorKind::NotFound, StatusCode::INTERNAL_SERVER_ERROR, text)
 }
 
 /// The key's sessions made through Pandora Box, oldest first.
@@ -149,12 +165,12 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     const FAILED: &str = "Failed to create a new sandbox.";
     let id = match state.manager.create(&owner, request).await {
         Ok((info, _)) => info.id,
-        Err(e) => return detail_error(&e, FAILED),
+        Err(e) => return failure_as(&e, FAILED),
     };
     // As the original's `wait_for_ready()`: the first `/execute` finds the kernel running.
     if let Err(e) = start_kernel(&state, &owner, &id).await {
         let _ = state.manager.destroy(&owner, &id).await;
-        return detail_error(&e, FAILED);
+        return failure_as(&e, FAILED);
     }
     json_response(StatusCode::OK, json!({ "kernel_id": id }))
 }
@@ -188,7 +204,7 @@ pub async fn list(State(state): State<AppState>, req: Request) -> Response {
     match kernel_ids(&state, &owner).await {
         Ok(ids) if ids.is_empty() => server_error(NO_SANDBOX),
         Ok(ids) => json_response(StatusCode::OK, json!({ "kernel_ids": ids })),
-        Err(e) => detail_error(&e, ""),
+        Err(e) => Pandora::failure(&e),
     }
 }
 
@@ -220,7 +236,7 @@ async fn kernel_owner(state: &AppState, key: &str, kernel: &str) -> Result<Owner
     match kernel_ids(state, &owner).await {
         Ok(ids) if ids.is_empty() => Err(server_error(NO_SANDBOX)),
         Ok(_) => Ok(owner),
-        Err(e) => Err(detail_error(&e, "")),
+        Err(e) => Err(Pandora::failure(&e)),
     }
 }
 
@@ -230,7 +246,7 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     let Headers { key, kernel } = headers(&mut parts, &state).await;
     let body = match super::body_bytes(body, &state).await {
         Ok(b) => b,
-        Err(e) => return detail_error(&e, ""),
+        Err(e) => return Pandora::failure(&e),
     };
     let mut problems = Vec::new();
     if key.is_none() {
@@ -251,7 +267,7 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     let busy = match state.manager.busy(&owner, &kernel).await {
         Ok(busy) => busy,
         Err(e) if e.kind == ErrorKind::NotFound => return server_error(INVALID_KERNEL),
-        Err(e) => return detail_error(&e, FAILED),
+        Err(e) => return failure_as(&e, FAILED),
     };
     let entry = match state.manager.get(&owner, &kernel) {
         Ok(entry) => entry,
@@ -265,7 +281,7 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     drop(busy);
     match result {
         Ok(r) => json_response(StatusCode::OK, answer(ExecuteResponse::from(r), timeout)),
-        Err(e) => detail_error(&state.manager.failed(&entry, e).await, FAILED),
+        Err(e) => failure_as(&state.manager.failed(&entry, e).await, FAILED),
     }
 }
 
@@ -359,7 +375,7 @@ pub async fn close(State(state): State<AppState>, req: Request) -> Response {
     match state.manager.destroy(&owner, kernel).await {
         Ok(()) => json_response(StatusCode::OK, json!({"message": "Sandbox Closed."})),
         Err(e) if e.kind == ErrorKind::NotFound => server_error(INVALID_KERNEL),
-        Err(e) => detail_error(&e, "Failed to close Sandbox."),
+        Err(e) => failure_as(&e, "Failed to close Sandbox."),
     }
 }
 
