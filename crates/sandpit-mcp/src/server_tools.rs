@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sandpit::api::{ExecuteResponse, FileEntry, Installed, RunResponse, SessionInfo, StepResponse};
+use sandpit::api::{ExecuteResponse, Installed, RunResponse, SessionInfo, StepResponse};
 use sandpit::tools::{
     CreateSessionArgs, ExecuteArgs, Executed, InstallPackagesArgs, ListFilesArgs, RunCodeArgs,
     RunCommandArgs, SnapshotSummary, ToolError, ToolResult, Toolbox,
 };
-use sandpit::{CommandOptions, ExecuteOptions, Language, ListOptions, PackageSpec, RunOptions};
+use sandpit::{
+    CommandOptions, ExecuteOptions, FileInfo, Language, ListOptions, PackageSpec, RunOptions,
+};
 use sandpit_service::{seconds, Entry, ErrorKind, Manager, Owner, Program, ServiceError};
 
 use crate::links::Signer;
@@ -224,21 +226,16 @@ impl Toolbox for ServerTools {
         session_id: &str,
         path: &str,
         data: Vec<u8>,
-    ) -> ToolResult<FileEntry> {
+    ) -> ToolResult<FileInfo> {
         self.with_session(session_id, |s| async move {
-            s.files()
-                .write(path, &data, None)
-                .await
-                .map(FileEntry::from)
+            s.files().write(path, &data, None).await
         })
         .await
     }
 
-    async fn file_info(&self, session_id: &str, path: &str) -> ToolResult<FileEntry> {
-        self.with_session(session_id, |s| async move {
-            s.files().info(path).await.map(FileEntry::from)
-        })
-        .await
+    async fn file_info(&self, session_id: &str, path: &str) -> ToolResult<FileInfo> {
+        self.with_session(session_id, |s| async move { s.files().info(path).await })
+            .await
     }
 
     async fn read_file(&self, session_id: &str, path: &str) -> ToolResult<Vec<u8>> {
@@ -246,15 +243,14 @@ impl Toolbox for ServerTools {
             .await
     }
 
-    async fn list_files(&self, args: ListFilesArgs) -> ToolResult<Vec<FileEntry>> {
+    async fn list_files(&self, args: ListFilesArgs) -> ToolResult<Vec<FileInfo>> {
         let options = ListOptions {
             recursive: args.recursive.unwrap_or(false),
             pattern: args.pattern.clone(),
         };
         let folder = args.path.clone().unwrap_or_else(|| ".".into());
         self.with_session(&args.session_id, |s| async move {
-            let files = s.files().list(&folder, &options).await?;
-            Ok(files.into_iter().map(FileEntry::from).collect())
+            s.files().list(&folder, &options).await
         })
         .await
     }

@@ -459,17 +459,21 @@ impl From<crate::FileInfo> for FileEntry {
         FileEntry {
             name: f.name,
             path: f.path,
-            kind: match f.kind {
-                crate::FileKind::File => "file",
-                crate::FileKind::Dir => "dir",
-                crate::FileKind::Symlink => "symlink",
-                crate::FileKind::Other => "other",
-            }
-            .into(),
+            kind: kind_name(f.kind).into(),
             size: f.size,
             mode: format!("{:o}", f.mode),
             modified: crate::time::rfc3339(f.modified),
         }
+    }
+}
+
+/// A file kind's name in the API: `file`, `dir`, `symlink` or `other`.
+pub fn kind_name(kind: crate::FileKind) -> &'static str {
+    match kind {
+        crate::FileKind::File => "file",
+        crate::FileKind::Dir => "dir",
+        crate::FileKind::Symlink => "symlink",
+        crate::FileKind::Other => "other",
     }
 }
 
@@ -495,12 +499,39 @@ pub struct ListFiles {
     pub pattern: Option<String>,
 }
 
+/// What a file operation does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileOpKind {
+    /// Copies `path` to `to`.
+    Copy,
+    /// Moves (renames) `path` to `to`; `rename` is the same.
+    #[serde(alias = "rename")]
+    Move,
+    /// Makes the folder `path`, with its parents.
+    Mkdir,
+    /// Says what is at `path`.
+    Info,
+}
+
+impl FileOpKind {
+    /// Its name in a request.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileOpKind::Copy => "copy",
+            FileOpKind::Move => "move",
+            FileOpKind::Mkdir => "mkdir",
+            FileOpKind::Info => "info",
+        }
+    }
+}
+
 /// `POST /v1/sessions/{id}/files/ops`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileOp {
-    /// `copy`, `move` or `mkdir`.
-    pub op: String,
+    /// `copy`, `move` (or `rename`), `mkdir` or `info`.
+    pub op: FileOpKind,
     /// The file or folder.
     pub path: String,
     /// The destination, for copy and move.

@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sandpit::ListOptions;
-use sandpit_service::types::{FileEntry, FileList, FileOp, ListFiles};
+use sandpit_service::types::{FileEntry, FileList, FileOp, FileOpKind, ListFiles};
 use sandpit_service::{ErrorKind, ServiceError};
 use serde::Deserialize;
 
@@ -185,19 +185,13 @@ pub async fn op(
     let to = || {
         req.to
             .as_deref()
-            .ok_or_else(|| ServiceError::invalid(format!("{} needs `to`", req.op)))
+            .ok_or_else(|| ServiceError::invalid(format!("{} needs `to`", req.op.name())))
     };
-    let result = match req.op.as_str() {
-        "copy" => files.copy(&req.path, to()?).await,
-        "move" | "rename" => files.rename(&req.path, to()?).await,
-        "mkdir" => files.mkdir(&req.path).await,
-        "info" => files.info(&req.path).await,
-        other => {
-            return Err(ServiceError::invalid(format!(
-                "unknown op {other:?}: use copy, move, mkdir or info"
-            ))
-            .into())
-        }
+    let result = match req.op {
+        FileOpKind::Copy => files.copy(&req.path, to()?).await,
+        FileOpKind::Move => files.rename(&req.path, to()?).await,
+        FileOpKind::Mkdir => files.mkdir(&req.path).await,
+        FileOpKind::Info => files.info(&req.path).await,
     };
     Ok(Json(done(&state, &owner, &id, result).await?.into()))
 }
