@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod adopt;
+mod agent_binary;
 pub mod archive;
 mod artifacts;
 mod builder;
