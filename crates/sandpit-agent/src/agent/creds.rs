@@ -1,65 +1,60 @@
 //! Acting as another user for one operation, then as root again.
 //!
-//! The agent is single threaded, so changing its filesystem ids (or its effective uid) for the
-//! length of one operation changes them for nothing else.
+//! The effective ids change (the real and saved ones stay root, so the agent can change
+//! back): with euid ≠ 0 the kernel clears the agent's effective capabilities, so the user's
+//! own permissions apply to files, `/proc` and IPC objects; they come back with euid 0. The
+//! filesystem ids follow the effective ones. (`setfsuid` would do for files alone, but gVisor
+//! does not implement it.) The agent is single threaded, so nothing else runs meanwhile.
 
-use sandpit_agent::protocol::Ids;
+use sandpit_agent::protocol::{ErrorKind, Ids};
 
+use super::error::{fail, OpResult};
 use super::sys;
 
-/// Filesystem ids set to a user's while it lives: with fsuid ≠ 0 the kernel drops the agent's
-/// `CAP_DAC_OVERRIDE`/`CAP_FOWNER` for file access, so the user's own permissions apply.
+/// The agent's effective ids set to a user's while it lives.
 pub struct AsUser {
     changed: bool,
 }
 
 impl AsUser {
-    /// Acts as `user` on files until dropped.
-    pub fn new(user: Ids) -> AsUser {
+    /// Acts as `user` until dropped; an error when the kernel refuses (then nothing may be
+    /// done in the user's name).
+    pub fn new(user: Ids) -> OpResult<AsUser> {
         if user == Ids::ROOT {
-            return AsUser { changed: false };
+            return Ok(AsUser { changed: false });
         }
-        unsafe {
-            libc::setfsgid(user.gid);
-            libc::setfsuid(user.uid);
+        let keep = u32::MAX;
+        if unsafe { libc::setresgid(keep, user.gid, keep) } != 0 {
+            return Err(refused(user));
         }
-        AsUser { changed: true }
+        let guard = AsUser { changed: true };
+        if unsafe { libc::setresuid(keep, user.uid, keep) } != 0 {
+            return Err(refused(user));
+        }
+        Ok(guard)
     }
+}
+
+fn refused(user: Ids) -> sandpit_agent::protocol::AgentError {
+    fail(
+        ErrorKind::PermissionDenied,
+        format!(
+            "the agent cannot act as uid {} gid {}: {}",
+            user.uid,
+            user.gid,
+            std::io::Error::last_os_error()
+        ),
+    )
 }
 
 impl Drop for AsUser {
     fn drop(&mut self) {
         if self.changed {
+            let keep = u32::MAX;
             unsafe {
-                libc::setfsuid(0);
-                libc::setfsgid(0);
+                libc::setresuid(keep, 0, keep);
+                libc::setresgid(keep, 0, keep);
             }
-            sys::not_dumpable();
-        }
-    }
-}
-
-/// The effective uid set to `uid` while it lives (System V IPC objects may only be removed by
-/// their owner or creator, and the agent has no `CAP_SYS_ADMIN`).
-pub struct AsEuid {
-    changed: bool,
-}
-
-impl AsEuid {
-    /// Takes effective uid `uid`; `None` when the kernel refused.
-    pub fn new(uid: u32) -> Option<AsEuid> {
-        if uid == 0 {
-            return Some(AsEuid { changed: false });
-        }
-        let r = unsafe { libc::setresuid(u32::MAX, uid, u32::MAX) };
-        (r == 0).then_some(AsEuid { changed: true })
-    }
-}
-
-impl Drop for AsEuid {
-    fn drop(&mut self) {
-        if self.changed {
-            unsafe { libc::setresuid(u32::MAX, 0, u32::MAX) };
             sys::not_dumpable();
         }
     }

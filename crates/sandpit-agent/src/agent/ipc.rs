@@ -1,8 +1,9 @@
 //! System V IPC objects and POSIX message queues: what a reset removes besides files.
 
-use super::creds::AsEuid;
+use super::creds::AsUser;
 use super::state::Me;
 use super::sys;
+use sandpit_agent::protocol::Ids;
 
 /// One System V object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,10 @@ pub fn owned(me: Me) -> bool {
     matches!((ns("self".into()), ns(parent.to_string())), (Some(a), Some(b)) if a != b)
 }
 
+/// Where the kernel lists System V objects (gVisor has no such folder, and no other way to
+/// list them all).
+const SYSVIPC: &str = "/proc/sysvipc";
+
 /// The System V objects now.
 pub fn objects() -> Vec<Object> {
     let mut out = Vec::new();
@@ -105,7 +110,7 @@ pub fn objects() -> Vec<Object> {
 /// without `CAP_SYS_ADMIN`).
 fn remove(o: Object) -> bool {
     [o.uid, o.cuid].into_iter().any(|uid| {
-        let Some(_as) = AsEuid::new(uid) else {
+        let Ok(_as) = AsUser::new(Ids { uid, gid: 0 }) else {
             return false;
         };
         let r = unsafe {
@@ -156,6 +161,18 @@ pub fn leftovers(me: Me) -> Vec<String> {
         .into_iter()
         .map(|o| format!("{} {} of uid {}", o.kind.name(), o.id, o.uid))
         .collect();
+    // Without these folders the objects still exist (gVisor), but nothing can list them: a
+    // sandbox whose cleanness cannot be checked is not clean.
+    if !std::path::Path::new(SYSVIPC).is_dir() {
+        left.push(format!(
+            "System V IPC objects cannot be listed here (no {SYSVIPC})"
+        ));
+    }
+    if me.pid1 && !std::path::Path::new(MQUEUE).is_dir() {
+        left.push(format!(
+            "POSIX message queues cannot be listed here (no {MQUEUE})"
+        ));
+    }
     left.extend(
         queues(me)
             .into_iter()

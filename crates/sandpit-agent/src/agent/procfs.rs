@@ -92,9 +92,9 @@ pub fn has_env(pid: u32, entry: &[u8]) -> bool {
     let Some(((_, uid), (_, gid))) = status_ids(pid, "Uid:").zip(status_ids(pid, "Gid:")) else {
         return false;
     };
-    let environ = {
-        let _as = AsUser::new(Ids { uid, gid });
-        std::fs::read(format!("/proc/{pid}/environ"))
+    let environ = match AsUser::new(Ids { uid, gid }) {
+        Ok(_as) => std::fs::read(format!("/proc/{pid}/environ")),
+        Err(_) => return false,
     };
     environ.is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == entry))
 }

@@ -2,8 +2,9 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-#[test]
-fn a_timeout_kills_a_tree_that_double_forked_and_left_its_session() {
+/// Runs a tree whose grandchild escapes its process group and session as `user`, with a
+/// timeout; asserts the escapee dies.
+fn escapee_dies_at_the_timeout(user: sandpit_agent::protocol::Ids) {
     let mut agent = Agent::start();
     let dir = open_tempdir();
     let pidfile = dir.path().join("escaped");
@@ -14,6 +15,7 @@ fn a_timeout_kills_a_tree_that_double_forked_and_left_its_session() {
     );
     let mut spec = spawn_spec(&["/bin/sh", "-c", &line]);
     spec.timeout_ms = Some(700);
+    spec.user = user;
     let (call, _) = agent.spawn(spec);
     let ran = agent.collect(call);
     assert!(ran.exit().timed_out, "{:?}", ran.exit());
@@ -27,6 +29,17 @@ fn a_timeout_kills_a_tree_that_double_forked_and_left_its_session() {
         gone_within(escaped, Duration::from_secs(3)),
         "the escaped grandchild {escaped} still runs"
     );
+}
+
+#[test]
+fn a_timeout_kills_a_tree_that_double_forked_and_left_its_session() {
+    escapee_dies_at_the_timeout(sandpit_agent::protocol::Ids::ROOT);
+}
+
+#[test]
+fn a_user_s_escaped_process_is_found_by_its_marker() {
+    // The agent reads the escapee's environment as its user (it has no CAP_SYS_PTRACE).
+    escapee_dies_at_the_timeout(USER);
 }
 
 #[test]

@@ -82,7 +82,13 @@ pub fn pump_listing(agent: &mut Agent, reply: CallRef) -> bool {
     let Some(CallKind::Listing(job)) = agent.call_mut(reply) else {
         return false;
     };
-    let _as = AsUser::new(job.user);
+    let _as = match AsUser::new(job.user) {
+        Ok(guard) => guard,
+        Err(e) => {
+            agent.emit(reply, EventBody::Error(e), &[]);
+            return true;
+        }
+    };
     let mut batch = Vec::new();
     while batch.len() < BATCH {
         let Some(top) = job.stack.last_mut() else {

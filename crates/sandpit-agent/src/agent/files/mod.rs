@@ -26,7 +26,10 @@ pub use write::{write_data, WriteJob};
 
 /// Answers a `File` request: at once, or (read, write, list) as its data flows.
 pub fn file(agent: &mut Agent, call: CallId, req: FileRequest) {
-    let _as = AsUser::new(req.user);
+    let _as = match AsUser::new(req.user) {
+        Ok(guard) => guard,
+        Err(e) => return agent.reply(call, EventBody::Error(e)),
+    };
     let root = match Root::open(&req.root, agent.openat2) {
         Ok(root) => root,
         Err(e) => return agent.reply(call, EventBody::Error(e)),
