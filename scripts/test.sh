@@ -158,6 +158,14 @@ section "compatibility clients"
 source scripts/clients.sh
 ensure_compat_clients || die "the compatibility APIs' clients could not be installed (see above)"
 
+section "E2B SDKs"
+# E2B's own SDKs, unchanged: Python e2b + e2b-code-interpreter (newest, and the older pair that
+# creates with POST /sandboxes) in venvs of their own, npm e2b + @e2b/code-interpreter in a
+# folder of its own; tests/it/e2b*.rs run them against a real server.
+# shellcheck source=scripts/e2b-sdks.sh
+source scripts/e2b-sdks.sh
+ensure_e2b_sdks || die "E2B's SDKs could not be installed (see above)"
+
 section "MCP client"
 # The official MCP Python SDK (a venv): tests/it/mcp.rs and tests/it/tools.rs use it as the
 # client of `sandpit mcp` and of /mcp, and its jsonschema checks the tool schemas.

@@ -9,11 +9,12 @@
 //! `SANDPIT_PYTHON` (a venv's python with `requests`, `aiohttp` and `aio-piston`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::clients::{containers_with, expect_lines, run_client, script};
 use crate::server::{send, Server};
 use crate::support::sandpit_bin;
 
@@ -57,91 +58,6 @@ fn client_node_modules() -> PathBuf {
     dir
 }
 
-/// What a client script printed.
-struct Ran {
-    stdout: String,
-    stderr: String,
-    success: bool,
-}
-
-/// Runs `program script` with `SANDPIT_URL` and `SANDPIT_KEY` set, within 10 minutes.
-fn run_client(program: &Path, script: &Path, server: &Server, key: &str) -> Ran {
-    let dir = script.parent().expect("the script's folder");
-    let out_path = dir.join("stdout.txt");
-    let err_path = dir.join("stderr.txt");
-    let mut child = Command::new(program)
-        .arg(script)
-        .current_dir(dir)
-        .env("SANDPIT_URL", &server.url)
-        .env("SANDPIT_KEY", key)
-        .env("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca-certificates.crt")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(600) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{} did not finish within 10 minutes; it printed:\n{}\n{}",
-                script.display(),
-                std::fs::read_to_string(&out_path).unwrap_or_default(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    Ran {
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-        success: status.success(),
-    }
-}
-
-/// Compares a script's output with the expected lines, one by one.
-fn expect_lines(what: &str, ran: &Ran, expected: &str, server: &Server) {
-    let got: Vec<&str> = ran.stdout.lines().collect();
-    let want: Vec<&str> = expected.trim().lines().collect();
-    let context = || {
-        format!(
-            "\n--- {what} printed:\n{}\n--- its stderr:\n{}\n--- the server's log (last 40 lines):\n{}",
-            ran.stdout,
-            ran.stderr,
-            tail(&server.log(), 40)
-        )
-    };
-    for (i, line) in want.iter().enumerate() {
-        assert_eq!(
-            got.get(i).copied(),
-            Some(*line),
-            "{what}: line {} differs{}",
-            i + 1,
-            context()
-        );
-    }
-    assert_eq!(got.len(), want.len(), "{what}: extra lines{}", context());
-    assert!(ran.success, "{what} exited with a failure{}", context());
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// A client script in a folder of its own.
-fn script(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    (dir, path)
-}
-
 /// The id (`key_…`) of the server's key named `name`.
 fn key_id(server: &Server, name: &str) -> String {
     let out = Command::new(sandpit_bin())
@@ -155,24 +71,6 @@ fn key_id(server: &Server, name: &str) -> String {
         .find(|cols| cols.get(1) == Some(&name))
         .and_then(|cols| cols.first().map(|c| c.to_string()))
         .unwrap_or_else(|| panic!("no key named {name} in `sandpit keys list`: {text}"))
-}
-
-/// Containers (running or not) carrying `label`.
-fn containers_with(label: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter"])
-        .arg(format!("label={label}"))
-        .output()
-        .expect("docker ps");
-    assert!(
-        out.status.success(),
-        "docker ps failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
 }
 
 /// Waits (up to 30 s) until no container of the key `name` is left.

@@ -5,9 +5,13 @@ mod flaky;
 mod support;
 
 mod cli;
+mod clients;
 mod compat;
 mod connection;
 mod copy;
+mod e2b;
+mod e2b_js;
+mod e2b_python;
 mod examples;
 mod faults;
 mod gc;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use sandpit_service::{ServiceConfig, Store};
+use sandpit_service::{KeyFormat, ServiceConfig, Store};
 
 /// Key subcommands.
 #[derive(Debug, Args)]
@@ -23,6 +23,10 @@ enum KeysCommand {
         /// A name to tell keys apart
         #[arg(long, default_value = "")]
         name: String,
+        /// Write the key as E2B's SDKs expect one (`e2b_` and hex digits); it is an ordinary
+        /// key everywhere else
+        #[arg(long)]
+        e2b: bool,
     },
     /// List keys: id, name, prefix, created, last used
     List,
@@ -40,8 +44,13 @@ pub fn keys(args: KeysArgs) -> Result<u8> {
     };
     let store = Store::open(&data_dir)?;
     match args.command {
-        KeysCommand::Add { name } => {
-            let (info, key) = store.add_key(&name)?;
+        KeysCommand::Add { name, e2b } => {
+            let format = if e2b {
+                KeyFormat::E2b
+            } else {
+                KeyFormat::Sandpit
+            };
+            let (info, key) = store.add_key(&name, format)?;
             eprintln!(
                 "sandpit: made key {} ({}); it is shown once, keep it:",
                 info.id, info.name

@@ -30,7 +30,7 @@ pub use state::AppState;
 pub fn router(state: AppState) -> Router {
     use routes::*;
     let limit = state.manager.config().max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(system::health))
         .route("/metrics", get(system::metrics))
         .route("/openapi.json", get(system::openapi))
@@ -83,7 +83,14 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             count_errors,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // E2B's sandbox hosts are rewritten before routing: a layer around the whole router.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            compat::e2b::route_by_host,
+        ))
 }
 
 async fn not_found() -> ApiError {

@@ -8,6 +8,10 @@ use serde::Deserialize;
 
 use crate::error::{ServiceError, ServiceResult};
 
+mod e2b;
+
+pub use e2b::{E2bConfig, E2bTemplate};
+
 /// Everything the service can be told.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -45,6 +49,8 @@ pub struct ServiceConfig {
     /// Pause idle sessions instead of closing them (they still close at the end of their
     /// lifetime; paused time does not count).
     pub pause_when_idle: bool,
+    /// The E2B compatibility layer (`[e2b]`).
+    pub e2b: E2bConfig,
 }
 
 impl Default for ServiceConfig {
@@ -66,6 +72,7 @@ impl Default for ServiceConfig {
             sweep_interval: 5,
             snapshots: None,
             pause_when_idle: false,
+            e2b: E2bConfig::default(),
         }
     }
 }
@@ -164,6 +171,7 @@ impl ServiceConfig {
         if let Some(v) = var("SANDPIT_SNAPSHOTS").filter(|v| !v.is_empty()) {
             self.snapshots = Some(v);
         }
+        self.e2b.apply_env(&var)?;
         if let Some(v) = var("SANDPIT_POOL") {
             // `python=2,javascript=1`
             self.pool.clear();
@@ -202,7 +210,7 @@ impl ServiceConfig {
             lang.parse::<sandpit::Language>()
                 .map_err(|e| ServiceError::invalid(format!("pool: {e}")))?;
         }
-        Ok(())
+        self.e2b.validate()
     }
 
     /// `default_lifetime` as a duration.

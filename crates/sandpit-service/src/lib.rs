@@ -13,11 +13,11 @@ mod store;
 /// The request and answer types (they live in the `sandpit` crate, beside the tools).
 pub use sandpit::api as types;
 
-pub use config::{default_data_dir, ServiceConfig};
+pub use config::{default_data_dir, E2bConfig, E2bTemplate, ServiceConfig};
 pub use error::{ErrorKind, ServiceError, ServiceResult};
 pub use manager::{seconds, Busy, Entry, Manager, Owner, Program, SERVER_LABEL};
 pub use metrics::Metrics;
-pub use store::{now, KeyInfo, SessionRecord, Store};
+pub use store::{now, KeyFormat, KeyInfo, SessionRecord, Store};
 
 /// Snapshots of sessions in object storage (the store, manifests, the API's snapshot types).
 pub use sandpit_snapshot as snapshots;

@@ -68,6 +68,26 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How a key is written. Every format is an ordinary key everywhere; only its look differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyFormat {
+    /// `sp_` and 40 hex digits.
+    #[default]
+    Sandpit,
+    /// `e2b_` and 40 hex digits: E2B's SDKs (2.25 to 2.45) refuse a key not matching
+    /// `^e2b_[0-9a-f]+$` before they send anything.
+    E2b,
+}
+
+impl KeyFormat {
+    fn prefix(self) -> &'static str {
+        match self {
+            KeyFormat::Sandpit => "sp_",
+            KeyFormat::E2b => "e2b_",
+        }
+    }
+}
+
 /// Unix seconds now.
 pub fn now() -> u64 {
     SystemTime::now()
@@ -143,15 +163,45 @@ impl Store {
         Ok(id)
     }
 
-    /// Makes a key; returns its listing and the key itself (shown once, never stored).
-    pub fn add_key(&self, name: &str) -> ServiceResult<(KeyInfo, String)> {
+    /// This data folder's secret (32 random bytes, made once, never shown): what the server
+    /// signs with (E2B's sandbox access tokens).
+    pub fn secret(&self) -> ServiceResult<Vec<u8>> {
+        let db = self.db();
+        let stored: Option<String> = db
+            .query_row("SELECT value FROM server WHERE key = 'secret'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let hex = match stored {
+            Some(hex) => hex,
+            None => {
+                let hex = random_hex(32)?;
+                db.execute(
+                    "INSERT OR IGNORE INTO server (key, value) VALUES ('secret', ?1)",
+                    [&hex],
+                )?;
+                db.query_row("SELECT value FROM server WHERE key = 'secret'", [], |r| {
+                    r.get(0)
+                })?
+            }
+        };
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ServiceError::internal("the server's stored secret is not hex"))
+    }
+
+    /// Makes a key in `format`; returns its listing and the key itself (shown once, never
+    /// stored).
+    pub fn add_key(&self, name: &str, format: KeyFormat) -> ServiceResult<(KeyInfo, String)> {
         let name = name.trim();
         if name.chars().count() > 100 {
             return Err(ServiceError::invalid(
                 "a key's name is at most 100 characters",
             ));
         }
-        let secret = format!("sp_{}", random_hex(20)?);
+        let secret = format!("{}{}", format.prefix(), random_hex(20)?);
         let info = KeyInfo {
             id: format!("key_{}", random_hex(4)?),
             name: if name.is_empty() {
@@ -304,7 +354,7 @@ mod tests {
     fn keys_are_hashed_verified_and_revoked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (info, secret) = store.add_key("ci").unwrap();
+        let (info, secret) = store.add_key("ci", KeyFormat::Sandpit).unwrap();
         assert!(secret.starts_with("sp_") && secret.len() == 43);
         assert!(secret.starts_with(&info.prefix));
         // Only the hash is stored.

@@ -81,6 +81,10 @@ pub struct CreateSession {
     /// The caller's own labels, for listing and finding sessions.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// The working folder, an absolute path (default `/sandbox`): the session's disk, where
+    /// files go and code runs.
+    #[serde(default)]
+    pub workdir: Option<String>,
     /// Open from this snapshot: its files, libraries and environment.
     #[serde(default)]
     pub from_snapshot: Option<String>,

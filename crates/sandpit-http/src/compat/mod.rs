@@ -4,7 +4,9 @@
 //! - [`pandora`]: Pandora Box under `/compat/pandora/`;
 //! - [`code_sandbox`]: LLM Python Code Sandbox under `/compat/code-sandbox/`;
 //! - [`piston`]: Piston's v2 API at `/api/v2/…` (also under `/compat/piston/`), with emkc's
-//!   aliases and the v1 routes `aio-piston` calls.
+//!   aliases and the v1 routes `aio-piston` calls;
+//! - [`e2b`]: E2B's control plane, process and file service and code interpreter under
+//!   `/compat/e2b/`, for E2B's own SDKs.
 //!
 //! Every route may also be reached with `/k/{key}` in front of its full path, for clients that
 //! can change only their base URL. Answers are JSON (but file downloads), errors in each API's
@@ -15,6 +17,7 @@
 //! layers differ only in what they map.
 
 pub mod code_sandbox;
+pub mod e2b;
 pub mod pandora;
 pub mod piston;
 
@@ -33,7 +36,8 @@ pub fn router() -> Router<AppState> {
     let routes = Router::new()
         .merge(pandora::routes())
         .merge(code_sandbox::routes())
-        .merge(piston::routes());
+        .merge(piston::routes())
+        .merge(e2b::routes());
     Router::new().merge(routes.clone()).nest("/k/{key}", routes)
 }
 
@@ -47,6 +51,14 @@ pub(crate) fn tag(api: &str) -> std::collections::BTreeMap<String, String> {
 pub(crate) trait Api {
     /// What a caller that sent no key (where the server wants one) is told.
     const NO_KEY: &'static str;
+    /// Whether a caller without a key is the anonymous owner where the server allows that
+    /// (the APIs whose clients send no key).
+    const ANONYMOUS: bool = true;
+
+    /// The key a request presents in a header: `Authorization: Bearer`, `API-KEY`.
+    fn presented_key(parts: &Parts) -> Option<String> {
+        crate::auth::presented_key(parts)
+    }
 
     /// The API's error body for `message`, with `status`.
     fn error_body(status: StatusCode, message: &str) -> Response;
@@ -89,7 +101,11 @@ pub(crate) fn verify(state: &AppState, key: &str) -> Result<Option<Owner>, Servi
 /// The caller of an API whose clients may send no key: the key's owner, or the anonymous
 /// owner where the server allows it; else `401` in the API's shape.
 pub(crate) async fn caller<A: Api>(parts: &mut Parts, state: &AppState) -> Result<Owner, Response> {
-    let key = request_key(parts, state).await.filter(|k| !k.is_empty());
+    let key = match A::presented_key(parts) {
+        Some(key) => Some(key),
+        None => path_key(parts, state).await,
+    };
+    let key = key.filter(|k| !k.is_empty());
     owner_of::<A>(state, key.as_deref()).await
 }
 
@@ -108,7 +124,7 @@ pub(crate) async fn owner_of<A: Api>(
             )),
             Err(e) => Err(A::failure(&e)),
         },
-        None if state.manager.config().allow_anonymous => Ok(Owner::anonymous()),
+        None if A::ANONYMOUS && state.manager.config().allow_anonymous => Ok(Owner::anonymous()),
         None => Err(A::error(
             ErrorKind::Unauthorized,
             StatusCode::UNAUTHORIZED,

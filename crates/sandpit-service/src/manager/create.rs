@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sandpit::{Language, LanguageExt, Network, SandboxSession, SecurityPolicy};
 
-use super::validation::{check_idle, check_image, check_meta, check_name, seconds};
+use super::validation::{check_idle, check_image, check_meta, check_name, check_workdir, seconds};
 use super::{Entry, Manager, Owner, KIND_LABEL, SERVER_LABEL};
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::store::{now, SessionRecord};
@@ -155,6 +155,10 @@ impl Manager {
         if let Some(image) = &req.image {
             check_image(image)?;
             b = b.image(image.clone());
+        }
+        if let Some(dir) = &req.workdir {
+            check_workdir(dir)?;
+            b = b.workdir(dir.clone());
         }
         if let Some(ca) = &self.shared.config.ca_bundle {
             b = b.extra_ca_certificates(ca.clone());

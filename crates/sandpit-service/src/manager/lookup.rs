@@ -29,6 +29,29 @@ impl Manager {
         Ok(entry)
     }
 
+    /// Who owns session `id`, when this server holds it: for a credential that names a
+    /// session but no key (E2B's presigned file URLs, checked against the owner's token).
+    pub fn owner_of(&self, id: &str) -> Option<Owner> {
+        self.shared
+            .sessions
+            .read()
+            .expect("sessions")
+            .get(id)
+            .map(|e| Owner(e.owner()))
+    }
+
+    /// Every session this server holds, with its owner: for a credential that names neither
+    /// (an E2B presigned URL reached without its sandbox's host), checked against each.
+    pub fn owners(&self) -> Vec<(String, Owner)> {
+        self.shared
+            .sessions
+            .read()
+            .expect("sessions")
+            .iter()
+            .map(|(id, e)| (id.clone(), Owner(e.owner())))
+            .collect()
+    }
+
     /// The owner's session `id`, held for one run: counts against the owner's concurrent
     /// runs (`Exhausted` past the limit) and resumes a paused session.
     pub async fn busy(&self, owner: &Owner, id: &str) -> ServiceResult<Busy> {

@@ -72,3 +72,60 @@ pub(super) fn check_image(image: &str) -> ServiceResult<()> {
     }
     Ok(())
 }
+
+/// Top-level folders a workdir may not lie in: the system's own (a volume mounted there would
+/// hide what the image needs) and `/tmp`, a scratch mount of every sandbox.
+const SYSTEM_FOLDERS: [&str; 14] = [
+    "bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "proc", "run", "sbin", "sys", "tmp",
+    "usr", "var",
+];
+
+/// The sandbox user's scratch home, mounted in every sandbox.
+const SCRATCH_HOME: &str = "/home/sandbox";
+
+/// A workdir: an absolute, plain path (no `.`, `..` or empty parts, printable) outside the
+/// system's own folders.
+pub(super) fn check_workdir(dir: &str) -> ServiceResult<()> {
+    let parts: Vec<&str> = dir.strip_prefix('/').unwrap_or("").split('/').collect();
+    let plain = dir.starts_with('/')
+        && dir.len() <= 255
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.chars().any(char::is_control))
+        && !dir.contains(':')
+        && !SYSTEM_FOLDERS.contains(&parts[0])
+        && dir != SCRATCH_HOME
+        && !dir.starts_with(&format!("{SCRATCH_HOME}/"));
+    if !plain {
+        return Err(ServiceError::invalid(format!(
+            "workdir {dir:?}: give an absolute folder such as /home/user, outside the system's folders ({}) and {SCRATCH_HOME}",
+            SYSTEM_FOLDERS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workdirs_are_plain_folders_of_the_user() {
+        for ok in ["/home/user", "/sandbox", "/workspace/project"] {
+            check_workdir(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "/",
+            "home/user",
+            "/home/../etc",
+            "/etc",
+            "/usr/local/x",
+            "/a//b",
+            "/x:y",
+            "/a/./b",
+        ] {
+            assert!(check_workdir(bad).is_err(), "{bad:?} passed");
+        }
+    }
+}

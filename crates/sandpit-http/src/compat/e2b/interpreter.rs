@@ -1,0 +1,534 @@
+//! The code interpreter (port 49999): `POST /execute` streams newline-delimited JSON as the
+//! code runs (`number_of_executions`, `stdout` and `stderr` as produced, `result` mapped from
+//! the kernel's mime bundles and figures, `error`, `end_of_execution`); `/contexts` lists and
+//! restarts the sandbox's kernel. A client that goes away interrupts the code: the execution
+//! lives inside the response, and dropping it stops the kernel's request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sandpit::{ExecuteOptions, ExecuteResult, Language, StreamKind};
+use sandpit_service::{now, ErrorKind};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::dataplane::{self, Refusal, Sandbox};
+use super::{HOME, INTERPRETER_PORT};
+use crate::compat::failed;
+use crate::state::AppState;
+
+/// The id of a sandbox's default context: the kernel of its language.
+pub const DEFAULT_CONTEXT: &str = "default";
+
+/// `POST /execute`'s body.
+#[derive(Debug, Deserialize)]
+pub struct ExecutionRequest {
+    /// The code.
+    pub code: String,
+    /// The context to run it in.
+    #[serde(default)]
+    pub context_id: Option<String>,
+    /// The language whose default context runs it.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Environment variables while it runs.
+    #[serde(default)]
+    pub env_vars: Option<BTreeMap<String, String>>,
+}
+
+/// The code interpreter's plain-text errors (FastAPI's `PlainTextResponse`).
+fn plain(status: StatusCode, kind: ErrorKind, text: impl Into<String>) -> Response {
+    let mut response = (status, text.into()).into_response();
+    response.extensions_mut().insert(kind);
+    response
+}
+
+fn open(state: &AppState, parts: &Parts) -> Result<Sandbox, Refusal> {
+    dataplane::open(state, parts, INTERPRETER_PORT)
+}
+
+/// E2B's name for a language, as `normalize_language` reads it.
+pub fn normalize_language(language: Option<&str>) -> String {
+    match language.map(|l| l.trim().to_ascii_lowercase()) {
+        None => "python".into(),
+        Some(l) if l.is_empty() => "python".into(),
+        Some(l) if l == "js" => "javascript".into(),
+        Some(l) if l == "ts" => "typescript".into(),
+        Some(l) => l,
+    }
+}
+
+/// The executions each context has run (E2B's `execution_count`), by sandbox and context.
+fn counts() -> &'static Mutex<HashMap<String, u64>> {
+    static COUNTS: OnceLock<Mutex<HashMap<String, u64>>> = OnceLock::new();
+    COUNTS.get_or_init(Default::default)
+}
+
+fn next_count(sandbox: &str, context: &str) -> u64 {
+    let mut counts = counts().lock().unwrap_or_else(|e| e.into_inner());
+    let n = counts.entry(format!("{sandbox}/{context}")).or_default();
+    *n += 1;
+    *n
+}
+
+/// Forgets a sandbox's execution counts (it was killed).
+pub fn forget(sandbox: &str) {
+    let prefix = format!("{sandbox}/");
+    counts()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|k, _| !k.starts_with(&prefix));
+}
+
+/// One line of the answer.
+fn line(value: Value) -> Bytes {
+    let mut text = serde_json::to_vec(&value).unwrap_or_default();
+    text.push(b'\n');
+    Bytes::from(text)
+}
+
+fn timestamp() -> String {
+    sandpit::time::rfc3339(std::time::SystemTime::now())
+}
+
+/// Text from output bytes as they come: a character split between two chunks waits for its
+/// end.
+#[derive(Debug, Default)]
+pub struct Utf8Joiner {
+    pending: Vec<u8>,
+}
+
+impl Utf8Joiner {
+    /// The complete text so far.
+    pub fn push(&mut self, data: &[u8]) -> String {
+        self.pending.extend_from_slice(data);
+        match std::str::from_utf8(&self.pending) {
+            Ok(text) => {
+                let text = text.to_string();
+                self.pending.clear();
+                text
+            }
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                let text = String::from_utf8_lossy(&self.pending[..valid]).into_owned();
+                self.pending.drain(..valid);
+                text
+            }
+            Err(_) => String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned(),
+        }
+    }
+}
+
+/// E2B's `Result` from one mime bundle.
+pub fn result(bundle: &BTreeMap<String, Value>, is_main: bool) -> Value {
+    let mut data = bundle.clone();
+    let mut out = Map::new();
+    out.insert("type".into(), json!("result"));
+    if let Some(Value::String(mut text)) = data.remove("text/plain") {
+        // The code interpreter strips the quotes of a string's repr.
+        let quoted = text.len() >= 2
+            && ((text.starts_with('\'') && text.ends_with('\''))
+                || (text.starts_with('"') && text.ends_with('"')));
+        if quoted {
+            text = text[1..text.len() - 1].to_string();
+        }
+        out.insert("text".into(), json!(text));
+    }
+    for (mime, field) in [
+        ("text/html", "html"),
+        ("text/markdown", "markdown"),
+        ("image/svg+xml", "svg"),
+        ("image/png", "png"),
+        ("image/jpeg", "jpeg"),
+        ("application/pdf", "pdf"),
+        ("text/latex", "latex"),
+        ("application/json", "json"),
+        ("application/javascript", "javascript"),
+        ("e2b/data", "data"),
+        ("e2b/chart", "chart"),
+    ] {
+        if let Some(v) = data.remove(mime) {
+            out.insert(field.into(), v);
+        }
+    }
+    if !data.is_empty() {
+        out.insert("extra".into(), json!(data));
+    }
+    out.insert("is_main_result".into(), json!(is_main));
+    Value::Object(out)
+}
+
+/// A matplotlib figure the kernel saved after the code ran (not the code's own value).
+fn is_figure(bundle: &BTreeMap<String, Value>) -> bool {
+    bundle.contains_key("image/png")
+        && bundle
+            .get("text/plain")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.starts_with("<Figure"))
+}
+
+/// The lines after the output: results (the last that is not a saved figure is the cell's
+/// value), the error, Sandpit's notes.
+pub fn closing_lines(r: &ExecuteResult, timeout: Duration) -> Vec<Value> {
+    let bundles: Vec<&BTreeMap<String, Value>> = r.results.iter().map(|b| &b.0).collect();
+    let main = bundles.iter().rposition(|b| !is_figure(b));
+    let mut lines: Vec<Value> = bundles
+        .iter()
+        .enumerate()
+        .map(|(i, b)| result(b, Some(i) == main))
+        .collect();
+    if r.timed_out {
+        lines.push(json!({
+            "type": "error",
+            "name": "TimeoutError",
+            "value": format!("the execution ran past {} s and was interrupted", timeout.as_secs()),
+            "traceback": "",
+        }));
+    } else if let Some(e) = &r.error {
+        lines.push(json!({
+            "type": "error",
+            "name": e.name,
+            "value": e.value,
+            "traceback": e.traceback.join("\n"),
+        }));
+    }
+    for note in crate::compat::sandpit_notes(r.truncated, r.state_lost) {
+        lines
+            .push(json!({"type": "stderr", "text": format!("{note}\n"), "timestamp": timestamp()}));
+    }
+    lines
+}
+
+/// Python code that sets `env` for the cells until [`env_restore`] (the code interpreter's
+/// per-execution environment).
+fn env_set(env: &BTreeMap<String, String>) -> String {
+    let json = serde_json::to_string(env).unwrap_or_default();
+    format!(
+        "import os as _e2b_os, json as _e2b_json\n_e2b_env = _e2b_json.loads({json:?})\n_e2b_saved = {{k: _e2b_os.environ.get(k) for k in _e2b_env}}\n_e2b_os.environ.update(_e2b_env)\n"
+    )
+}
+
+fn env_restore() -> &'static str {
+    "for _k, _v in _e2b_saved.items():\n    if _v is None:\n        _e2b_os.environ.pop(_k, None)\n    else:\n        _e2b_os.environ[_k] = _v\n"
+}
+
+/// `POST /execute`.
+pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let sandbox = match open(&state, &parts) {
+        Ok(s) => s,
+        Err(refusal) => return refusal.response(),
+    };
+    let bytes = match crate::compat::body_bytes(body, &state).await {
+        Ok(b) => b,
+        Err(e) => return plain(crate::error::status(e.kind), e.kind, e.message),
+    };
+    let request: ExecutionRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return plain(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorKind::InvalidInput,
+                format!("the body is not an execution request ({{code, context_id, language, env_vars}}): {e}"),
+            )
+        }
+    };
+    if request.context_id.is_some() && request.language.is_some() {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidInput,
+            "Only one of context_id or language can be provided",
+        );
+    }
+    let language = sandbox.entry.language;
+    if let Some(asked) = &request.language {
+        let asked = normalize_language(Some(asked));
+        if asked != language_name(language) {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::Unsupported,
+                format!(
+                    "this sandbox's kernel is {}; a {asked} context is not offered yet",
+                    language_name(language)
+                ),
+            );
+        }
+    }
+    let context = request
+        .context_id
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONTEXT.to_string());
+    if context != DEFAULT_CONTEXT {
+        return plain(
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+            format!("Context {context} not found"),
+        );
+    }
+    let busy = match state.manager.busy(&sandbox.owner, &sandbox.id).await {
+        Ok(b) => b,
+        Err(e) if e.kind == ErrorKind::NotFound => return Refusal::NotFound(sandbox.id).response(),
+        Err(e) => return plain(crate::error::status(e.kind), e.kind, e.message),
+    };
+    let remaining = sandbox
+        .entry
+        .record()
+        .expires_at
+        .saturating_sub(now())
+        .clamp(1, 86_400);
+    let timeout = Duration::from_secs(remaining);
+    let count = next_count(&sandbox.id, &context);
+    let env = request.env_vars.unwrap_or_default();
+    let env = (!env.is_empty() && language == Language::Python).then_some(env);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let _ = tx.send(line(
+        json!({"type": "number_of_executions", "execution_count": count}),
+    ));
+    let sink = tx.clone();
+    let joiners: Mutex<[Utf8Joiner; 2]> = Mutex::default();
+    let options = ExecuteOptions::new()
+        .timeout(timeout)
+        .on_output(move |chunk| {
+            let (index, kind) = match chunk.stream {
+                StreamKind::Stdout => (0, "stdout"),
+                StreamKind::Stderr => (1, "stderr"),
+            };
+            let text = joiners
+                .lock()
+                .map(|mut j| j[index].push(&chunk.data))
+                .unwrap_or_default();
+            if !text.is_empty() {
+                let _ = sink.send(line(
+                    json!({"type": kind, "text": text, "timestamp": timestamp()}),
+                ));
+            }
+        });
+    let code = request.code;
+    let state2 = state.clone();
+    let run = async move {
+        let session = busy.session();
+        if let Some(env) = &env {
+            let _ = session
+                .execute_with(&env_set(env), ExecuteOptions::new().timeout(timeout))
+                .await;
+        }
+        let result = session.execute_with(&code, options).await;
+        if env.is_some() {
+            let _ = session
+                .execute_with(env_restore(), ExecuteOptions::new().timeout(timeout))
+                .await;
+        }
+        drop(busy);
+        match result {
+            Ok(r) => {
+                for value in closing_lines(&r, timeout) {
+                    let _ = tx.send(line(value));
+                }
+            }
+            Err(e) => {
+                let e = failed(&state2, &sandbox.owner, &sandbox.id, e).await;
+                let _ = tx.send(line(json!({
+                    "type": "error",
+                    "name": "SandpitError",
+                    "value": e.message,
+                    "traceback": "",
+                })));
+            }
+        }
+        let _ = tx.send(line(json!({"type": "end_of_execution"})));
+    };
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    });
+    // The execution is polled with the lines: when the client goes away, both are dropped,
+    // and dropping the execution interrupts the kernel's request.
+    let finished = futures_util::stream::once(run).filter_map(|()| async { None::<Bytes> });
+    let body =
+        futures_util::stream::select(lines, finished).map(Ok::<Bytes, std::convert::Infallible>);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+fn language_name(language: Language) -> &'static str {
+    match language {
+        Language::JavaScript => "javascript",
+        other => other.name(),
+    }
+}
+
+/// The default context as E2B lists one.
+fn default_context(language: Language) -> Value {
+    json!({"id": DEFAULT_CONTEXT, "language": language_name(language), "cwd": HOME})
+}
+
+/// `GET /contexts`: the sandbox's contexts.
+pub async fn list_contexts(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match open(&state, &parts) {
+        Ok(sandbox) => (
+            StatusCode::OK,
+            axum::Json(json!([default_context(sandbox.entry.language)])),
+        )
+            .into_response(),
+        Err(refusal) => refusal.response(),
+    }
+}
+
+/// `POST /contexts`: a context of its own needs several kernels per sandbox, which this
+/// server does not offer yet.
+pub async fn create_context(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    if let Err(refusal) = open(&state, &parts) {
+        return refusal.response();
+    }
+    plain(
+        StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Unsupported,
+        "contexts beyond the sandbox's default one are not offered yet: run code without a context (the default context keeps its state)",
+    )
+}
+
+/// `POST /contexts/{id}/restart`: a fresh kernel (its state is gone).
+pub async fn restart_context(
+    State(state): State<AppState>,
+    Path(context): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let sandbox = match open(&state, &parts) {
+        Ok(s) => s,
+        Err(refusal) => return refusal.response(),
+    };
+    if context != DEFAULT_CONTEXT {
+        return plain(
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+            format!("Context {context} not found"),
+        );
+    }
+    let busy = match state.manager.busy(&sandbox.owner, &sandbox.id).await {
+        Ok(b) => b,
+        Err(e) => return plain(crate::error::status(e.kind), e.kind, e.message),
+    };
+    let restarted = busy.session().restart_kernel().await;
+    drop(busy);
+    match restarted {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            let e = failed(&state, &sandbox.owner, &sandbox.id, e).await;
+            plain(crate::error::status(e.kind), e.kind, e.message)
+        }
+    }
+}
+
+/// `DELETE /contexts/{id}`: the default context cannot go.
+pub async fn remove_context(
+    State(state): State<AppState>,
+    Path(context): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    if let Err(refusal) = open(&state, &parts) {
+        return refusal.response();
+    }
+    if context == DEFAULT_CONTEXT {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidInput,
+            "the default context cannot be removed: restart it to clear its state",
+        );
+    }
+    plain(
+        StatusCode::NOT_FOUND,
+        ErrorKind::NotFound,
+        format!("Context {context} not found"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use sandpit::{ExecutionError, MimeBundle};
+
+    use super::*;
+
+    #[test]
+    fn text_waits_for_a_split_character() {
+        let mut j = Utf8Joiner::default();
+        let e = "é".as_bytes();
+        assert_eq!(j.push(b"a"), "a");
+        assert_eq!(j.push(&e[..1]), "");
+        assert_eq!(j.push(&e[1..]), "é");
+        assert_eq!(j.push(&[0xff, b'b']), "\u{fffd}b");
+    }
+
+    #[test]
+    fn bundles_become_results() {
+        let bundle: BTreeMap<String, Value> = [
+            ("text/plain".to_string(), json!("'hi'")),
+            ("text/html".to_string(), json!("<b>hi</b>")),
+            ("application/x-custom".to_string(), json!(1)),
+        ]
+        .into();
+        let r = result(&bundle, true);
+        assert_eq!(r["text"], "hi");
+        assert_eq!(r["html"], "<b>hi</b>");
+        assert_eq!(r["extra"]["application/x-custom"], 1);
+        assert_eq!(r["is_main_result"], true);
+    }
+
+    #[test]
+    fn the_cells_value_is_main_and_figures_are_not() {
+        let value = MimeBundle([("text/plain".to_string(), json!("42"))].into());
+        let figure = MimeBundle(
+            [
+                (
+                    "text/plain".to_string(),
+                    json!("<Figure size 640x480 with 1 Axes>"),
+                ),
+                ("image/png".to_string(), json!("iVBO")),
+            ]
+            .into(),
+        );
+        let r = ExecuteResult {
+            results: vec![value, figure],
+            stdout: String::new(),
+            stderr: String::new(),
+            error: Some(ExecutionError {
+                name: "ValueError".into(),
+                value: "x".into(),
+                traceback: vec!["Traceback".into(), "ValueError: x".into()],
+            }),
+            timed_out: false,
+            truncated: false,
+            state_lost: false,
+            kernel_started: false,
+            duration: Duration::from_millis(1),
+        };
+        let lines = closing_lines(&r, Duration::from_secs(5));
+        assert_eq!(lines[0]["is_main_result"], true);
+        assert_eq!(lines[1]["is_main_result"], false);
+        assert_eq!(lines[1]["png"], "iVBO");
+        assert_eq!(lines[2]["type"], "error");
+        assert_eq!(lines[2]["traceback"], "Traceback\nValueError: x");
+    }
+
+    #[test]
+    fn languages_normalize_as_e2b_does() {
+        assert_eq!(normalize_language(None), "python");
+        assert_eq!(normalize_language(Some("JS")), "javascript");
+        assert_eq!(normalize_language(Some("ts")), "typescript");
+        assert_eq!(normalize_language(Some(" Python ")), "python");
+    }
+}

@@ -1,0 +1,105 @@
+//! E2B's npm SDKs (`e2b` and `@e2b/code-interpreter`), unchanged, against `sandpit serve`.
+
+use std::path::Path;
+
+use crate::e2b::{check_script, nothing_left, server, CloseAll};
+
+const JS_SCRIPT: &str = r#"
+import { Sandbox } from '@e2b/code-interpreter'
+import { NotFoundError } from 'e2b'
+
+const log = (...a) => console.log(...a)
+const [a, b] = await Promise.all([
+  Sandbox.create({ timeoutMs: 300_000, metadata: { suite: 'js' } }),
+  Sandbox.create({ timeoutMs: 300_000, metadata: { suite: 'js' } }),
+])
+log('created two:', a.sandboxId !== b.sandboxId)
+await a.runCode('x = 40')
+log('value:', (await a.runCode('x + 2')).text)
+log('isolated:', (await b.runCode("'x' in globals()")).text)
+
+const t0 = Date.now()
+const seen = []
+await a.runCode('import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.6)', {
+  onStdout: (m) => seen.push([m.line, Date.now() - t0]),
+})
+log('stdout:', seen.map((s) => s[0]).join('').split(/\s+/).filter(Boolean).join(','))
+log('streamed:', seen[0][1] < seen[seen.length - 1][1] - 800)
+
+let r = await a.runCode("raise KeyError('k')")
+log('error:', r.error.name, r.error.value, r.error.traceback.includes('KeyError'))
+r = await a.runCode('import matplotlib.pyplot as plt\nplt.plot([3, 1, 2])\nplt.show()')
+const png = r.results.find((x) => x.png)
+log('png:', Buffer.from(png.png, 'base64').subarray(1, 4).toString())
+r = await a.runCode("import pandas as pd\npd.DataFrame({'a': [1]})")
+log('html:', r.results[0].html.includes('<table'), r.results[0].isMainResult)
+
+await a.files.write('/home/user/js.txt', 'from js')
+const bytes = new Uint8Array(1024).map((_, i) => i % 256)
+await a.files.write('/home/user/js.bin', bytes.buffer)
+log('read:', await a.files.read('/home/user/js.txt'))
+const back = await a.files.read('/home/user/js.bin', { format: 'bytes' })
+log('binary:', back.length === 1024 && back.every((v, i) => v === i % 256))
+log('list:', (await a.files.list('/home/user')).map((e) => e.name).filter((n) => !n.startsWith('.')).sort().join(','))
+log('exists:', await a.files.exists('/home/user/js.txt'), await a.files.exists('/home/user/nope'))
+try {
+  await a.files.read('/home/user/nope')
+} catch (e) {
+  log('missing:', e instanceof NotFoundError)
+}
+
+await a.setTimeout(240_000)
+const info = await a.getInfo()
+log('info:', info.state, JSON.stringify(info.metadata), info.templateId)
+log('running:', await a.isRunning())
+const listed = await Sandbox.list({ query: { metadata: { suite: 'js' } } }).nextItems()
+log('listed:', listed.map((s) => s.sandboxId).sort().join() === [a.sandboxId, b.sandboxId].sort().join())
+log('pause:', await a.pause())
+log('paused:', (await Sandbox.getInfo(a.sandboxId)).state)
+const c = await Sandbox.connect(a.sandboxId)
+log('resumed:', (await c.runCode('x')).text)
+log('kill:', await a.kill(), await Sandbox.kill(a.sandboxId), await b.kill())
+log('running after kill:', await a.isRunning())
+"#;
+
+const JS_EXPECTED: &str = r#"
+created two: true
+value: 42
+isolated: False
+stdout: 0,1,2
+streamed: true
+error: KeyError 'k' true
+png: PNG
+html: true true
+read: from js
+binary: true
+list: js.bin,js.txt
+exists: true false
+missing: true
+info: running {"suite":"js"} code-interpreter-v1
+running: true
+listed: true
+pause: true
+paused: paused
+resumed: 40
+kill: true false true
+running after kill: false
+"#;
+
+#[test]
+fn the_js_sdk_runs_unchanged() {
+    let (server, key) = server(&[]);
+    let _close = CloseAll {
+        server: &server,
+        key: key.clone(),
+    };
+    check_script(
+        Path::new("node"),
+        "e2b_js.mjs",
+        JS_SCRIPT,
+        JS_EXPECTED,
+        &server,
+        &key,
+    );
+    nothing_left(&server, "e2b");
+}
