@@ -178,11 +178,11 @@ impl Decoder {
         Some(Ok(frame))
     }
 
-    /// Drops the first byte and starts resynchronising.
+    /// Drops the first byte and starts resynchronising (a dropped zero counts toward the run).
     fn garble(&mut self, e: FrameError) -> FrameError {
-        self.buf.drain(..1.min(self.buf.len()));
+        let dropped = self.buf.drain(..1.min(self.buf.len())).next();
         self.resyncing = true;
-        self.zeros = 0;
+        self.zeros = usize::from(dropped == Some(0));
         e
     }
 
@@ -295,6 +295,14 @@ mod tests {
             d.next_frame(),
             Some(Err(FrameError::TooLarge { .. }))
         ));
+    }
+
+    #[test]
+    fn a_stream_that_starts_with_the_zero_run_loses_no_frame() {
+        let mut d = Decoder::new();
+        d.push(&[0; SYNC_ZEROS]);
+        d.push(&frame(5, b""));
+        assert_eq!(calls(&mut d).last(), Some(&Ok(5)));
     }
 
     #[test]
