@@ -29,9 +29,13 @@ declare -A pkg_for=(
     [openssl]=openssl
     [ip]=iproute2
     [curl]=curl
+    [protoc]=protobuf-compiler
+    [etcd]=etcd-server
+    [iptables]=iptables
 )
 missing=()
-for cmd in dockerd docker debootstrap openssl ip curl; do
+# protoc builds the etcd client; etcd is the cluster tests' registry.
+for cmd in dockerd docker debootstrap openssl ip curl protoc etcd iptables; do
     # sbin directories are not on every root PATH; look there too.
     if ! PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
         pkg=${pkg_for[$cmd]}
@@ -45,7 +49,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update || echo "test.sh: apt-get update reported errors; trying the install anyway" >&2
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
-    echo "all present: dockerd docker debootstrap openssl ip curl"
+    echo "all present: dockerd docker debootstrap openssl ip curl protoc etcd iptables"
 fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 

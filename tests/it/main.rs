@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod clients;
+mod cluster;
 mod compat;
 mod connection;
 mod copy;

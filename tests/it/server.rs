@@ -262,20 +262,12 @@ impl SseStream {
     }
 }
 
-fn parse_data(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-impl Server {
-    /// Posts `body` with `Accept: text/event-stream` and returns the stream, unread.
-    pub fn sse_open(&self, path: &str, body: Value) -> SseStream {
-        self.sse_open_as(&self.key, path, body)
-    }
-
-    /// Like [`Server::sse_open`] with another key.
-    pub fn sse_open_as(&self, key: &str, path: &str, body: Value) -> SseStream {
-        let result = self
-            .req_as(key, "POST", path)
+impl SseStream {
+    /// Posts `body` to `url` + `path` with `key` and `Accept: text/event-stream`; the stream,
+    /// unread.
+    pub fn open(url: &str, key: &str, path: &str, body: Value) -> SseStream {
+        let result = ureq::post(&format!("{url}{path}"))
+            .set("Authorization", &format!("Bearer {key}"))
             .set("Accept", "text/event-stream")
             .send_json(body);
         let response = match result {
@@ -292,6 +284,22 @@ impl Server {
             content_type,
             lines: std::io::BufReader::new(reader).lines(),
         }
+    }
+}
+
+fn parse_data(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+impl Server {
+    /// Posts `body` with `Accept: text/event-stream` and returns the stream, unread.
+    pub fn sse_open(&self, path: &str, body: Value) -> SseStream {
+        self.sse_open_as(&self.key, path, body)
+    }
+
+    /// Like [`Server::sse_open`] with another key.
+    pub fn sse_open_as(&self, key: &str, path: &str, body: Value) -> SseStream {
+        SseStream::open(&self.url, key, path, body)
     }
 
     /// Posts `body` as an event stream and reads it to the end.

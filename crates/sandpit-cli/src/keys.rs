@@ -1,10 +1,12 @@
-//! `sandpit keys add|list|revoke`: the server's API keys, in the same data folder.
+//! `sandpit keys add|list|revoke`: the server's API keys, in the same data folder, or with
+//! `--cluster` the cluster's (in its registry: every node accepts them).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use sandpit_service::{KeyFormat, ServiceConfig, Store};
+use sandpit_cluster::Admin;
+use sandpit_service::{KeyFormat, KeyInfo, ServiceConfig, Store};
 
 /// Key subcommands.
 #[derive(Debug, Args)]
@@ -12,6 +14,9 @@ pub struct KeysArgs {
     /// The server's data folder [default: ~/.local/share/sandpit; env: SANDPIT_DATA_DIR]
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// The cluster's keys instead: its registry at etcd://HOST:2379[,...] [env: SANDPIT_CLUSTER]
+    #[arg(long, value_name = "URL", global = true, env = "SANDPIT_CLUSTER")]
+    cluster: Option<String>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -37,12 +42,41 @@ enum KeysCommand {
     },
 }
 
-pub fn keys(args: KeysArgs) -> Result<u8> {
-    let data_dir = match args.data_dir {
-        Some(d) => d,
-        None => ServiceConfig::load(None)?.data_dir,
+/// Where the keys are.
+enum Keys {
+    Local(Store),
+    Cluster(Box<Admin>),
+}
+
+impl Keys {
+    async fn add(&self, name: &str, format: KeyFormat) -> Result<(KeyInfo, String)> {
+        Ok(match self {
+            Keys::Local(store) => store.add_key(name, format)?,
+            Keys::Cluster(admin) => admin.add_key(name, format).await?,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<KeyInfo>> {
+        Ok(match self {
+            Keys::Local(store) => store.list_keys()?,
+            Keys::Cluster(admin) => admin.list_keys().await?,
+        })
+    }
+
+    async fn revoke(&self, id: &str) -> Result<KeyInfo> {
+        Ok(match self {
+            Keys::Local(store) => store.revoke_key(id)?,
+            Keys::Cluster(admin) => admin.revoke_key(id).await?,
+        })
+    }
+}
+
+pub async fn keys(args: KeysArgs) -> Result<u8> {
+    let keys = match (&args.cluster, args.data_dir) {
+        (Some(url), _) => Keys::Cluster(Box::new(Admin::connect(url).await?)),
+        (None, Some(d)) => Keys::Local(Store::open(&d)?),
+        (None, None) => Keys::Local(Store::open(&ServiceConfig::load(None)?.data_dir)?),
     };
-    let store = Store::open(&data_dir)?;
     match args.command {
         KeysCommand::Add { name, e2b } => {
             let format = if e2b {
@@ -50,7 +84,7 @@ pub fn keys(args: KeysArgs) -> Result<u8> {
             } else {
                 KeyFormat::Sandpit
             };
-            let (info, key) = store.add_key(&name, format)?;
+            let (info, key) = keys.add(&name, format).await?;
             eprintln!(
                 "sandpit: made key {} ({}); it is shown once, keep it:",
                 info.id, info.name
@@ -62,7 +96,7 @@ pub fn keys(args: KeysArgs) -> Result<u8> {
                 "{:<14} {:<20} {:<12} {:<20} LAST USED",
                 "ID", "NAME", "PREFIX", "CREATED"
             );
-            for k in store.list_keys()? {
+            for k in keys.list().await? {
                 println!(
                     "{:<14} {:<20} {:<12} {:<20} {}",
                     k.id,
@@ -74,7 +108,7 @@ pub fn keys(args: KeysArgs) -> Result<u8> {
             }
         }
         KeysCommand::Revoke { id } => {
-            let k = store.revoke_key(&id)?;
+            let k = keys.revoke(&id).await?;
             eprintln!("sandpit: revoked key {} ({})", k.id, k.name);
         }
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_languages;
 mod bench_peer;
+mod cluster;
 mod connect;
 mod doctor;
 mod gc;
@@ -55,8 +56,10 @@ enum Command {
     Gc,
     /// Serve the HTTP API: sessions, runs, files, packages, keys.
     Serve(serve::ServeArgs),
-    /// Make, list and revoke the server's API keys.
+    /// Make, list and revoke the server's API keys (or a cluster's, with --cluster).
     Keys(keys::KeysArgs),
+    /// A cluster's nodes: status, drain, undrain.
+    Cluster(cluster::ClusterArgs),
     /// Snapshots in object storage: list, show, rm, take, restore, bench.
     Snapshot(snapshot::SnapshotArgs),
     /// Serve MCP on stdin/stdout (for Claude Desktop, Cursor and other MCP clients).
@@ -109,7 +112,8 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::bench(&cli.connection, args).await,
             Command::Gc => gc::gc(&cli.connection).await,
             Command::Serve(args) => serve::serve(&cli.connection, args).await,
-            Command::Keys(args) => keys::keys(args),
+            Command::Keys(args) => keys::keys(args).await,
+            Command::Cluster(args) => cluster::cluster(args).await,
             Command::Snapshot(args) => snapshot::snapshot(&cli.connection, args).await,
             Command::Mcp(args) => mcp::mcp(&cli.connection, args).await,
             Command::Tools(args) => tools::tools(args),

@@ -42,7 +42,7 @@ pub async fn mcp(conn: &ConnectionArgs, args: McpArgs) -> Result<u8> {
     config.validate()?;
     let store = Store::open(&config.data_dir)?;
     let engine = conn.engine().await?;
-    let manager = Manager::start(config.clone(), engine, store).await?;
+    let manager = Manager::start(config.clone(), engine, store, None).await?;
     eprintln!(
         "sandpit: MCP server on stdio (engine {}, data in {}); sessions close when the client goes",
         manager.engine().endpoint(),

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use sandpit_service::{Manager, ServiceConfig, Store};
+use std::sync::Arc;
+
+use sandpit_cluster::{Cluster, NodeSpec};
+use sandpit_service::{ClusterConfig, Manager, Registry, ServiceConfig, Store};
 
 use crate::connect::ConnectionArgs;
 
@@ -27,6 +30,16 @@ pub struct ServeArgs {
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL) [env: SANDPIT_SNAPSHOTS]
     #[arg(long, value_name = "URL")]
     snapshots: Option<String>,
+    /// Join the cluster whose registry is at etcd://HOST:2379[,HOST:2379...] (with
+    /// --node-name and --advertise, or `[cluster]` in the config file) [env: SANDPIT_CLUSTER]
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// This node's name in the cluster [env: SANDPIT_NODE_NAME]
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
+    /// The URL other nodes reach this one at, such as http://10.0.0.5:9501 [env: SANDPIT_ADVERTISE]
+    #[arg(long, value_name = "URL")]
+    advertise: Option<String>,
 }
 
 /// The settings the flags, the environment and the file give.
@@ -44,6 +57,43 @@ pub fn config(args: &ServeArgs) -> Result<ServiceConfig> {
     if let Some(url) = &args.snapshots {
         config.snapshots = Some(url.clone());
     }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let etcd = args.cluster.clone().or_else(|| env("SANDPIT_CLUSTER"));
+    let node_name = args.node_name.clone().or_else(|| env("SANDPIT_NODE_NAME"));
+    let advertise = args.advertise.clone().or_else(|| env("SANDPIT_ADVERTISE"));
+    match (config.cluster.as_mut(), etcd) {
+        (Some(cluster), etcd) => {
+            if let Some(etcd) = etcd {
+                cluster.etcd = etcd;
+            }
+            if let Some(name) = node_name {
+                cluster.node_name = name;
+            }
+            if let Some(url) = advertise {
+                cluster.advertise = url;
+            }
+        }
+        (None, Some(etcd)) => {
+            let (Some(node_name), Some(advertise)) = (node_name, advertise) else {
+                anyhow::bail!(
+                    "--cluster needs --node-name NAME and --advertise URL (the address other nodes reach this one at)"
+                );
+            };
+            config.cluster = Some(ClusterConfig {
+                etcd,
+                node_name,
+                advertise,
+                labels: Default::default(),
+                max_sessions: 200,
+                lease_ttl: 5,
+            });
+        }
+        (None, None) => {
+            if node_name.is_some() || advertise.is_some() {
+                anyhow::bail!("--node-name and --advertise go with --cluster etcd://HOST:PORT");
+            }
+        }
+    }
     config.validate()?;
     Ok(config)
 }
@@ -56,7 +106,39 @@ pub async fn serve(conn: &ConnectionArgs, args: ServeArgs) -> Result<u8> {
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
-    let manager = Manager::start(config.clone(), engine, store).await?;
+    let cluster = match &config.cluster {
+        Some(cluster_config) => {
+            let info = engine
+                .info()
+                .await
+                .context("asking the engine what it is")?;
+            let spec = NodeSpec {
+                engine: format!("{:?} {}", info.kind, info.version).to_lowercase(),
+                runtimes: info.runtimes.iter().map(|r| r.name.clone()).collect(),
+            };
+            let cluster = Cluster::join(cluster_config.clone(), spec)
+                .await
+                .context("joining the cluster")?;
+            Some(cluster)
+        }
+        None => None,
+    };
+    let registry = cluster.clone().map(|c| Arc::new(c) as Arc<dyn Registry>);
+    let manager = Manager::start(config.clone(), engine, store, registry).await?;
+    if let Some(cluster) = &cluster {
+        cluster.attach(manager.clone());
+        eprintln!(
+            "sandpit: node {} of the cluster at {} (epoch {}), reached at {}",
+            cluster.name(),
+            config
+                .cluster
+                .as_ref()
+                .map(|c| c.etcd.as_str())
+                .unwrap_or_default(),
+            cluster.epoch(),
+            cluster.advertise()
+        );
+    }
     let warm = manager.clone();
     tokio::spawn(async move { warm.warm_pools().await });
     eprintln!(
@@ -64,7 +146,7 @@ pub async fn serve(conn: &ConnectionArgs, args: ServeArgs) -> Result<u8> {
         config.data_dir.display(),
         manager.open_count()
     );
-    sandpit_http::serve(listener, manager, shutdown_signal()).await?;
+    sandpit_http::serve(listener, manager, cluster, shutdown_signal()).await?;
     eprintln!("sandpit: stopped; open sessions stay for the next start");
     Ok(0)
 }

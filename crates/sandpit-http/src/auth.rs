@@ -30,7 +30,7 @@ pub fn presented_key(parts: &Parts) -> Option<String> {
 
 /// Checks a presented key; `None` for an invalid one.
 pub fn verify(state: &AppState, key: &str) -> Result<Option<Owner>, ApiError> {
-    Ok(state.manager.store().verify(key)?.map(|k| Owner(k.id)))
+    Ok(state.manager.keys().verify(key)?.map(|k| Owner(k.id)))
 }
 
 fn unauthorized(message: &str) -> ApiError {

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 pub mod compat;
 mod error;
+pub mod forward;
 mod mcp;
 pub mod openapi;
 mod routes;
@@ -19,12 +20,24 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
+use sandpit_cluster::Cluster;
 use sandpit_service::{ErrorKind, Manager};
 
 pub use auth::{presented_key, Auth, MaybeAnonymous};
 pub use body::{parse_json, read_body, JsonBody, RawBody};
 pub use error::{status, ApiError, ApiResult};
 pub use state::AppState;
+
+/// What each API layer says a request names, asked in order (the first `Some` wins). A layer
+/// added to the server adds its reading here.
+pub(crate) const TARGETS: &[forward::TargetOf] = &[
+    compat::e2b::target,
+    routes::target,
+    mcp::target,
+    compat::pandora::target,
+    compat::code_sandbox::target,
+    compat::piston::target,
+];
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
@@ -79,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .merge(compat::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::route,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_errors,
@@ -157,16 +174,24 @@ async fn count_errors(
 }
 
 /// Serves `manager` on `listener` until `shutdown` resolves; then closes the warm pools (the
-/// sessions stay for the next server process to adopt).
+/// sessions stay for the next server process to adopt). On a cluster node, `cluster` is the
+/// cluster: requests for sessions of other nodes are forwarded there.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     manager: Manager,
+    cluster: Option<Cluster>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let base_url = format!("http://{}", listener.local_addr()?);
+    let node = cluster
+        .as_ref()
+        .map(|c| c.name().to_string())
+        .unwrap_or_default();
     let state = AppState {
         manager: manager.clone(),
         base_url: Arc::new(base_url),
+        cluster,
+        forwarder: forward::Forwarder::new(&node),
     };
     let app = router(state);
     axum::serve(listener, app)

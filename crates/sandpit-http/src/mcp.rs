@@ -52,6 +52,34 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(mcp)
 }
 
+/// What an MCP request names: a tool call's `session_id`, or a new session for
+/// `create_session` (read from the JSON-RPC body; every request is complete in itself).
+pub(crate) fn target(parts: &axum::http::request::Parts) -> Option<crate::forward::Target> {
+    use crate::forward::{Placement, Target};
+    if parts.uri.path().trim_end_matches('/') != "/mcp" {
+        return None;
+    }
+    if parts.method != axum::http::Method::POST {
+        return Some(Target::Here);
+    }
+    Some(Target::InBody(|body| {
+        let Ok(message) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Target::Here;
+        };
+        if message["method"] != "tools/call" {
+            return Target::Here;
+        }
+        let params = &message["params"];
+        if params["name"] == "create_session" {
+            return Target::NewSession(Placement::default());
+        }
+        match params["arguments"]["session_id"].as_str() {
+            Some(id) => Target::Session(id.to_string()),
+            None => Target::Here,
+        }
+    }))
+}
+
 /// Lets an MCP request through only with a valid key, whose owner it carries on.
 async fn mcp_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
@@ -114,7 +142,7 @@ pub async fn download(
     let grant = signer.verify(&token)?;
     let key_alive = state
         .manager
-        .store()
+        .keys()
         .list_keys()?
         .iter()
         .any(|k| k.id == grant.key);

@@ -8,8 +8,10 @@ use serde::Deserialize;
 
 use crate::error::{ServiceError, ServiceResult};
 
+mod cluster;
 mod e2b;
 
+pub use cluster::{etcd_endpoints, ClusterConfig};
 pub use e2b::{E2bConfig, E2bTemplate};
 
 /// Everything the service can be told.
@@ -51,6 +53,9 @@ pub struct ServiceConfig {
     pub pause_when_idle: bool,
     /// The E2B compatibility layer (`[e2b]`).
     pub e2b: E2bConfig,
+    /// Join a cluster (`[cluster]`): without it the server is a single server and never
+    /// reaches a registry.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -73,6 +78,7 @@ impl Default for ServiceConfig {
             snapshots: None,
             pause_when_idle: false,
             e2b: E2bConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -210,6 +216,9 @@ impl ServiceConfig {
             lang.parse::<sandpit::Language>()
                 .map_err(|e| ServiceError::invalid(format!("pool: {e}")))?;
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         self.e2b.validate()
     }
 
@@ -261,5 +270,29 @@ mod tests {
         let mut c = ServiceConfig::default();
         c.pool.insert("cobol".into(), 1);
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_cluster_section_names_etcd_the_node_and_its_address() {
+        let c: ServiceConfig = toml::from_str(
+            "[cluster]\netcd = \"etcd://10.0.0.2:2379,10.0.0.3:2379\"\nnode_name = \"n1\"\nadvertise = \"http://10.0.0.5:9501\"\n",
+        )
+        .unwrap();
+        let cluster = c.cluster.clone().unwrap();
+        assert_eq!(
+            cluster.endpoints().unwrap(),
+            ["http://10.0.0.2:2379", "http://10.0.0.3:2379"]
+        );
+        assert_eq!(cluster.lease_ttl, 5);
+        c.validate().unwrap();
+        for bad in ["etcd://", "etcd://host", "etcd://h:x", "etcd://h:1/path"] {
+            assert!(etcd_endpoints(bad).is_err(), "{bad}");
+        }
+        let mut wrong = cluster.clone();
+        wrong.advertise = "10.0.0.5:9501".into();
+        assert!(wrong.validate().unwrap_err().message.contains("advertise"));
+        let mut wrong = cluster;
+        wrong.node_name = "a b".into();
+        assert!(wrong.validate().is_err());
     }
 }

@@ -13,7 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServiceConfig;
 use crate::error::ServiceResult;
+use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::registry::Registry;
 use crate::store::{SessionRecord, Store};
 
 mod adoption;
@@ -124,8 +126,14 @@ struct Shared {
     metrics: Metrics,
     /// When the sweeper last looked for containers of sessions that never opened.
     orphans_checked: Mutex<Instant>,
+    /// When the sweeper last looked for sessions whose container stopped under it.
+    stopped_checked: Mutex<Instant>,
     /// Where snapshots go (`snapshots` in the config), when configured.
     snapshots: Option<sandpit_snapshot::SnapshotStore>,
+    /// The cluster's registry, on a cluster node (`None`: a single server).
+    registry: Option<Arc<dyn Registry>>,
+    /// Where presented keys are checked: the store, or the cluster's keys.
+    keys: Arc<dyn KeyStore>,
 }
 
 /// The session manager. Cheap to clone.
@@ -144,13 +152,19 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// Starts the manager on `engine` with the store in the config's data folder: adopts the
-    /// sessions a previous server process left (closing the expired ones and any container of
-    /// this server the store does not know), then sweeps every `sweep_interval` seconds.
+    /// sessions a previous server process left (closing the expired ones, the ones the
+    /// cluster fenced, and any container of this server the store does not know), then sweeps
+    /// every `sweep_interval` seconds. On a cluster node, `registry` is the cluster's.
     pub async fn start(
         config: ServiceConfig,
         engine: Engine,
         store: Store,
+        registry: Option<Arc<dyn Registry>>,
     ) -> ServiceResult<Manager> {
+        let keys: Arc<dyn KeyStore> = match &registry {
+            Some(r) => r.keys(),
+            None => Arc::new(store.clone()),
+        };
         let server_id = store.server_id()?;
         let snapshots = snapshots::open_store(&config)?;
         let manager = Manager {
@@ -165,7 +179,10 @@ impl Manager {
                 pools: tokio::sync::Mutex::new(HashMap::new()),
                 metrics: Metrics::default(),
                 orphans_checked: Mutex::new(Instant::now()),
+                stopped_checked: Mutex::new(Instant::now()),
                 snapshots,
+                registry,
+                keys,
             }),
         };
         manager.adopt_all().await;
@@ -186,6 +203,16 @@ impl Manager {
     /// The store (keys, sessions).
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Where presented keys are checked (the store, or on a cluster node the cluster's keys).
+    pub fn keys(&self) -> &dyn KeyStore {
+        self.shared.keys.as_ref()
+    }
+
+    /// The cluster's registry, on a cluster node.
+    pub fn registry(&self) -> Option<&Arc<dyn Registry>> {
+        self.shared.registry.as_ref()
     }
 
     /// The counters.

@@ -7,12 +7,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ring::digest::{digest, SHA256};
-use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::keys::{key_hash, mint_key, random_hex, KeyStore};
 
 /// One API key, as listed (the key itself is shown once, when made, and never stored).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -80,7 +79,7 @@ pub enum KeyFormat {
 }
 
 impl KeyFormat {
-    fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             KeyFormat::Sandpit => "sp_",
             KeyFormat::E2b => "e2b_",
@@ -94,22 +93,6 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs()
-}
-
-fn hash(key: &str) -> String {
-    digest(&SHA256, key.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn random_hex(bytes: usize) -> ServiceResult<String> {
-    let mut buf = vec![0u8; bytes];
-    SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| ServiceError::internal("no randomness from the operating system"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Store {
@@ -195,35 +178,18 @@ impl Store {
     /// Makes a key in `format`; returns its listing and the key itself (shown once, never
     /// stored).
     pub fn add_key(&self, name: &str, format: KeyFormat) -> ServiceResult<(KeyInfo, String)> {
-        let name = name.trim();
-        if name.chars().count() > 100 {
-            return Err(ServiceError::invalid(
-                "a key's name is at most 100 characters",
-            ));
-        }
-        let secret = format!("{}{}", format.prefix(), random_hex(20)?);
-        let info = KeyInfo {
-            id: format!("key_{}", random_hex(4)?),
-            name: if name.is_empty() {
-                "unnamed".into()
-            } else {
-                name.into()
-            },
-            prefix: secret[..10].to_string(),
-            created: now(),
-            last_used: None,
-        };
+        let key = mint_key(name, format)?;
         self.db().execute(
             "INSERT INTO keys (id, name, prefix, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
-                info.id,
-                info.name,
-                info.prefix,
-                hash(&secret),
-                info.created as i64
+                key.info.id,
+                key.info.name,
+                key.info.prefix,
+                key.hash,
+                key.info.created as i64
             ],
         )?;
-        Ok((info, secret))
+        Ok((key.info, key.secret))
     }
 
     /// The keys not revoked.
@@ -267,7 +233,7 @@ impl Store {
         let found = db
             .query_row(
                 "SELECT id, name, prefix, created, last_used FROM keys WHERE hash = ?1 AND revoked = 0",
-                [hash(secret.trim())],
+                [key_hash(secret)],
                 |r| {
                     Ok(KeyInfo {
                         id: r.get(0)?,
@@ -343,6 +309,16 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl KeyStore for Store {
+    fn verify(&self, secret: &str) -> ServiceResult<Option<KeyInfo>> {
+        Store::verify(self, secret)
+    }
+
+    fn list_keys(&self) -> ServiceResult<Vec<KeyInfo>> {
+        Store::list_keys(self)
     }
 }
 

@@ -88,6 +88,12 @@ pub struct CreateSession {
     /// Open from this snapshot: its files, libraries and environment.
     #[serde(default)]
     pub from_snapshot: Option<String>,
+    /// In a cluster: open it on this node (by name).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// In a cluster: open it on a node carrying all these labels.
+    #[serde(default)]
+    pub node_labels: BTreeMap<String, String>,
 }
 
 /// `PATCH /v1/sessions/{id}`.
@@ -181,6 +187,9 @@ pub struct SessionInfo {
     /// How it was restored, on the answer to `POST /v1/sessions` with `from_snapshot`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub restored: Option<RestoredFrom>,
+    /// In a cluster, the node that owns it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub node: Option<String>,
 }
 
 /// How a session opened with `from_snapshot` was restored.

@@ -25,6 +25,22 @@ use crate::state::AppState;
 const LIFETIME: u64 = 24 * 3600;
 const PREFIX: &str = "/compat/code-sandbox";
 
+/// What an LLM Python Code Sandbox request names: `/sandbox/{id}/...` its session, a new one
+/// for `/sandbox/create`.
+pub(crate) fn target(parts: &axum::http::request::Parts) -> Option<crate::forward::Target> {
+    use crate::forward::{strip_key_prefix, Placement, Target};
+    let path = strip_key_prefix(parts.uri.path()).strip_prefix("/compat/code-sandbox")?;
+    let Some(rest) = path.strip_prefix("/sandbox/") else {
+        return Some(Target::Here);
+    };
+    let id = rest.split('/').next().unwrap_or_default();
+    Some(if id == "create" {
+        Target::NewSession(Placement::default())
+    } else {
+        Target::Session(id.to_string())
+    })
+}
+
 /// The Code Sandbox's routes.
 pub fn routes() -> Router<AppState> {
     let at = |p: &str| format!("{PREFIX}{p}");

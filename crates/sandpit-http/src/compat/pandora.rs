@@ -49,6 +49,20 @@ fn failure_as(e: &ServiceError, prefix: &str) -> Response {
     )
 }
 
+/// What a Pandora Box request names: the session in its `KERNEL-ID` header, a new one for
+/// `/create`.
+pub(crate) fn target(parts: &Parts) -> Option<crate::forward::Target> {
+    use crate::forward::{header, strip_key_prefix, Placement, Target};
+    let path = strip_key_prefix(parts.uri.path()).strip_prefix("/compat/pandora")?;
+    if path == "/create" {
+        return Some(Target::NewSession(Placement::default()));
+    }
+    Some(match header(parts, "kernel-id") {
+        Some(id) => Target::Session(id),
+        None => Target::Here,
+    })
+}
+
 /// Pandora Box's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()

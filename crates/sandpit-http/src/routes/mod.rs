@@ -6,3 +6,33 @@ pub mod run;
 pub mod sessions;
 pub mod snapshots;
 pub mod system;
+
+use axum::http::request::Parts;
+use axum::http::Method;
+
+use crate::forward::{placement_in, Target};
+
+/// What a native request names: `/v1/sessions/{id}/...` its session, `POST /v1/sessions` a new
+/// one (placed by the body's `node` and `node_labels`), a download link its session.
+pub(crate) fn target(parts: &Parts) -> Option<Target> {
+    let path = parts.uri.path().strip_prefix("/v1/")?;
+    if path == "sessions" {
+        return Some(if parts.method == Method::POST {
+            Target::InBody(|body| Target::NewSession(placement_in(body)))
+        } else {
+            Target::Here
+        });
+    }
+    if let Some(rest) = path.strip_prefix("sessions/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        return Some(Target::Session(id.to_string()));
+    }
+    if let Some(token) = path.strip_prefix("downloads/") {
+        return Some(
+            sandpit_mcp::Signer::session_named(token)
+                .map(Target::Session)
+                .unwrap_or(Target::Here),
+        );
+    }
+    Some(Target::Here)
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use sandpit_service::types::{CreateSession, SessionInfo, SessionList, UpdateSession};
 use sandpit_service::ServiceError;
@@ -11,6 +11,7 @@ use sandpit_service::ServiceError;
 use crate::auth::Auth;
 use crate::body::JsonBody;
 use crate::error::ApiResult;
+use crate::forward::FORWARDED;
 use crate::state::AppState;
 
 /// `POST /v1/sessions`: 201 with the new session, 200 with the named one the key holds.
@@ -32,11 +33,13 @@ pub async fn create(
     Ok((status, Json(info)))
 }
 
-/// `GET /v1/sessions?language=&name=&metadata.KEY=VALUE`.
+/// `GET /v1/sessions?language=&name=&metadata.KEY=VALUE`: on a cluster node, the key's
+/// sessions on every live node.
 pub async fn list(
     State(state): State<AppState>,
     Auth(owner): Auth,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> ApiResult<Json<SessionList>> {
     let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query.as_deref().unwrap_or_default());
     let mut language = None;
@@ -56,10 +59,36 @@ pub async fn list(
             .into());
         }
     }
-    let sessions = state
+    let mut sessions = state
         .manager
         .list(&owner, language.as_deref(), name.as_deref(), &metadata)
         .await?;
+    if let Some(cluster) = state
+        .cluster
+        .as_ref()
+        .filter(|_| !headers.contains_key(FORWARDED))
+    {
+        let path = match &query {
+            Some(q) => format!("/v1/sessions?{q}"),
+            None => "/v1/sessions".to_string(),
+        };
+        let asks = cluster.peers().into_iter().map(|peer| {
+            let (forwarder, path, headers) = (&state.forwarder, &path, &headers);
+            async move {
+                let got = forwarder
+                    .get_json::<SessionList>(&peer.advertise, path, headers)
+                    .await;
+                (peer.name, got)
+            }
+        });
+        for (node, got) in futures_util::future::join_all(asks).await {
+            match got {
+                Ok(list) => sessions.extend(list.sessions),
+                Err(e) => tracing::warn!("listing the sessions of node {node}: {}", e.0),
+            }
+        }
+        sessions.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    }
     Ok(Json(SessionList { sessions }))
 }
 

@@ -1,13 +1,94 @@
 //! Adoption: carrying on with the sessions a previous server process left.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Entry, Manager, SERVER_LABEL};
+use crate::registry::Ownership;
 use crate::store::now;
 
 impl Manager {
+    /// Carries on with the sessions whose container stopped while this server ran (the engine
+    /// restarted under it): each is adopted again, which starts its container (its files are
+    /// kept, a kernel's memory is not). Looked for every few seconds, one listing each time;
+    /// a session with a call in flight is left to that call.
+    pub(super) async fn readopt_stopped(&self) {
+        {
+            let mut checked = self.shared.stopped_checked.lock().expect("stopped");
+            if checked.elapsed() < Duration::from_secs(3) {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        let label = format!("{SERVER_LABEL}={}", self.shared.server_id);
+        let Ok(containers) = self.shared.engine.list_containers(&label).await else {
+            return;
+        };
+        for c in containers {
+            if !matches!(c.state.as_str(), "exited" | "created") {
+                continue;
+            }
+            let Some(id) = c.labels.get(sandpit::labels::SESSION) else {
+                continue;
+            };
+            let Some(old) = self
+                .shared
+                .sessions
+                .read()
+                .expect("sessions")
+                .get(id)
+                .cloned()
+            else {
+                continue;
+            };
+            if old.in_flight.load(Ordering::SeqCst) > 0 {
+                continue;
+            }
+            self.readopt(&old).await;
+        }
+    }
+
+    /// Adopts the session of `old` again (its container had stopped: adopting starts it) and
+    /// puts it in the place of `old`; false when it could not be adopted.
+    pub(super) async fn readopt(&self, old: &Arc<Entry>) -> bool {
+        let id = old.session.id().to_string();
+        // `adopt`'s future is not `Send`: it runs on a blocking thread of its own.
+        let (engine, sid) = (self.shared.engine.clone(), id.clone());
+        let handle = tokio::runtime::Handle::current();
+        let adopted = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move { sandpit::adopt(&engine, &sid).await })
+        })
+        .await;
+        let Ok(Ok(session)) = adopted else {
+            return false;
+        };
+        let record = old.record();
+        if !record.env.is_empty() {
+            let _ = session.replace_env(record.env.clone());
+        }
+        let entry = Arc::new(Entry {
+            session,
+            language: old.language,
+            record: Mutex::new(record),
+            in_flight: AtomicUsize::new(0),
+            last_saved: Mutex::new(Instant::now()),
+        });
+        tracing::info!(
+            "session {id}: its container had stopped (the engine restarted?); started again"
+        );
+        let replaced = self
+            .shared
+            .sessions
+            .write()
+            .expect("sessions")
+            .insert(id.clone(), entry);
+        // The old handle must not remove the container when it goes (the library's drop
+        // worker does for a last handle): it is never dropped.
+        std::mem::forget(replaced);
+        true
+    }
+
     /// Carries on with the sessions of this server's previous process.
     pub(super) async fn adopt_all(&self) {
         let records = match self.shared.store.sessions() {
@@ -38,6 +119,20 @@ impl Manager {
                         .paused_since
                         .map(|s| t.saturating_sub(s))
                         .unwrap_or(0);
+                    let ownership = self
+                        .shared
+                        .registry
+                        .as_ref()
+                        .map(|r| r.ownership(&record.id));
+                    if ownership == Some(Ownership::Fenced) {
+                        tracing::warn!(
+                            "removing session {}: this node was declared lost since it opened",
+                            record.id
+                        );
+                        let _ = entry.session.close().await;
+                        let _ = self.shared.store.delete_session(&record.id);
+                        continue;
+                    }
                     if t >= record.expires_at + paused_for {
                         tracing::info!(
                             "session {} expired while the server was away; closing it",
@@ -45,6 +140,9 @@ impl Manager {
                         );
                         let _ = entry.session.close().await;
                         let _ = self.shared.store.delete_session(&record.id);
+                        if let Some(registry) = &self.shared.registry {
+                            registry.remove_session(&record.id).await;
+                        }
                         continue;
                     }
                     tracing::info!("adopted session {}", record.id);
@@ -57,6 +155,9 @@ impl Manager {
                 Err(e) => {
                     tracing::warn!("session {} is gone ({e}); forgetting it", record.id);
                     let _ = self.shared.store.delete_session(&record.id);
+                    if let Some(registry) = &self.shared.registry {
+                        registry.remove_session(&record.id).await;
+                    }
                 }
             }
         }

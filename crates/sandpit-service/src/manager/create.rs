@@ -44,6 +44,9 @@ impl Manager {
             .unwrap_or(self.shared.config.default_idle_timeout);
         let run_timeout = seconds("run_timeout", req.run_timeout.unwrap_or(60.0))?;
         let builder = self.builder(owner, language, &req, run_timeout)?;
+        if let Some(registry) = &self.shared.registry {
+            registry.ready()?;
+        }
         let _slot = self.reserve(owner)?;
         let started = Instant::now();
         let session = builder.open().await?;
@@ -63,8 +66,19 @@ impl Manager {
             run_timeout_ms: run_timeout.as_millis() as u64,
             paused_since: None,
         };
+        if let Some(registry) = &self.shared.registry {
+            if let Err(e) = registry.add_session(&record, language.name()).await {
+                // Closed here; a container this close cannot reach is found by its labels
+                // and removed by the sweeper.
+                let _ = session.close().await;
+                return Err(e);
+            }
+        }
         if let Err(e) = self.shared.store.save_session(&record) {
             let _ = session.close().await;
+            if let Some(registry) = &self.shared.registry {
+                registry.remove_session(&record.id).await;
+            }
             return Err(e);
         }
         let entry = Arc::new(Entry {
@@ -145,6 +159,11 @@ impl Manager {
             .label(crate::labels::OWNER, owner.0.clone())
             .label(SERVER_LABEL, self.shared.server_id.clone())
             .label(KIND_LABEL, "session");
+        if let Some(registry) = &self.shared.registry {
+            for (k, v) in registry.labels() {
+                b = b.label(k, v);
+            }
+        }
         for (k, v) in &req.env {
             b = b.env(k.clone(), v.clone());
         }

@@ -9,6 +9,9 @@ impl Manager {
         let entry = self.get(owner, id)?;
         self.shared.sessions.write().expect("sessions").remove(id);
         let closed = entry.session.close().await;
+        if let Some(registry) = &self.shared.registry {
+            registry.remove_session(id).await;
+        }
         self.shared.store.delete_session(id)?;
         self.shared.metrics.closed();
         closed.map_err(ServiceError::from)

@@ -9,6 +9,26 @@ use crate::error::{ErrorKind, ServiceError};
 impl Manager {
     /// Maps a session's failure: a container gone from outside also ends the session here.
     pub async fn failed(&self, entry: &Arc<Entry>, e: sandpit::Error) -> ServiceError {
+        // A container that stopped without being removed (its engine restarted) is started
+        // again rather than given up.
+        if matches!(
+            e.kind(),
+            sandpit::ErrorKind::Gone | sandpit::ErrorKind::Internal | sandpit::ErrorKind::Exhausted
+        ) {
+            let name = entry.session.container_name();
+            let stopped = matches!(
+                self.shared.engine.inspect_container(name).await,
+                Ok(state) if matches!(state.status.as_str(), "exited" | "created")
+            );
+            if stopped && self.readopt(entry).await {
+                return ServiceError::new(
+                    ErrorKind::EngineUnavailable,
+                    format!(
+                        "sandbox container {name} had stopped (its engine restarted?) and is started again: call again (files are kept, a kernel's variables are not)"
+                    ),
+                );
+            }
+        }
         if e.kind() == sandpit::ErrorKind::Gone {
             self.forget(entry).await;
         }
@@ -36,13 +56,36 @@ impl Manager {
         e.into()
     }
 
+    /// Closes a session that ended without its owner asking (expired, idle, gone).
     pub(super) async fn forget(&self, entry: &Arc<Entry>) {
+        if self.drop_entry(entry).await {
+            if let Some(registry) = &self.shared.registry {
+                registry.remove_session(entry.session.id()).await;
+            }
+        }
+    }
+
+    /// Removes the container of a session the cluster fenced (its node was declared lost while
+    /// this process held it): never resurrected, and its record stays, so the cluster goes on
+    /// answering 410 for it until it would have expired.
+    pub(super) async fn fence(&self, entry: &Arc<Entry>) {
+        tracing::warn!(
+            "removing session {}: this node was declared lost while it held it",
+            entry.session.id()
+        );
+        self.drop_entry(entry).await;
+    }
+
+    /// Takes the session out of the manager and closes it; false when it was gone already.
+    async fn drop_entry(&self, entry: &Arc<Entry>) -> bool {
         let id = entry.session.id().to_string();
         let removed = self.shared.sessions.write().expect("sessions").remove(&id);
-        if removed.is_some() {
-            let _ = self.shared.store.delete_session(&id);
-            let _ = entry.session.close().await;
-            self.shared.metrics.closed();
+        if removed.is_none() {
+            return false;
         }
+        let _ = self.shared.store.delete_session(&id);
+        let _ = entry.session.close().await;
+        self.shared.metrics.closed();
+        true
     }
 }

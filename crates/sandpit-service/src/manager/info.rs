@@ -45,6 +45,7 @@ impl Manager {
             libraries: s.installed_libraries(),
             usage,
             restored: None,
+            node: self.shared.registry.as_ref().map(|r| r.node().to_string()),
         })
     }
 

@@ -13,6 +13,15 @@ use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::store::now;
 
 impl Manager {
+    /// Whether this server holds session `id` (of any owner).
+    pub fn holds(&self, id: &str) -> bool {
+        self.shared
+            .sessions
+            .read()
+            .expect("sessions")
+            .contains_key(id)
+    }
+
     /// The owner's session `id` (another owner's is "not found").
     pub fn get(&self, owner: &Owner, id: &str) -> ServiceResult<Arc<Entry>> {
         let entry = self

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Entry, Manager, KIND_LABEL, SERVER_LABEL};
+use crate::registry::Ownership;
 use crate::store::now;
 
 impl Manager {
@@ -34,6 +35,15 @@ impl Manager {
             .cloned()
             .collect();
         for entry in entries {
+            if self
+                .shared
+                .registry
+                .as_ref()
+                .is_some_and(|registry| registry.ownership(entry.session.id()) == Ownership::Fenced)
+            {
+                self.fence(&entry).await;
+                continue;
+            }
             let r = entry.record();
             let busy = entry.in_flight.load(Ordering::SeqCst) > 0;
             let expired = t >= r.expires_at;
@@ -58,6 +68,7 @@ impl Manager {
             }
         }
         self.remove_orphans().await;
+        self.readopt_stopped().await;
     }
 
     /// Removes, now and then, the containers of this server's sessions that belong to no

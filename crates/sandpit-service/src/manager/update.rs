@@ -28,7 +28,7 @@ impl Manager {
         if let Some(idle) = req.idle_timeout {
             check_idle(idle, max)?;
         }
-        {
+        let saved = {
             let mut r = entry.record.lock().expect("record");
             if let Some(secs) = req.timeout {
                 let t = now();
@@ -50,6 +50,10 @@ impl Manager {
             }
             r.last_used = now();
             self.shared.store.save_session(&r)?;
+            r.clone()
+        };
+        if let (Some(registry), Some(_)) = (&self.shared.registry, req.timeout) {
+            registry.update_session(&saved).await;
         }
         self.info(&entry, false).await
     }

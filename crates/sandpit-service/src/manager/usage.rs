@@ -6,6 +6,17 @@ use super::{Entry, Manager, Owner};
 use crate::error::ServiceResult;
 
 impl Manager {
+    /// The memory limits of the open sessions, added up (what a cluster node announces).
+    pub fn reserved_memory(&self) -> u64 {
+        self.shared
+            .sessions
+            .read()
+            .expect("sessions")
+            .values()
+            .map(|e| e.session.policy().memory)
+            .sum()
+    }
+
     /// What all the owner's sessions use together (CPU, memory, processes, disk, network).
     pub async fn total_usage(&self, owner: &Owner) -> ServiceResult<crate::types::UsageInfo> {
         let mut total = crate::types::UsageInfo {

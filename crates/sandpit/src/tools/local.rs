@@ -180,6 +180,7 @@ impl LocalTools {
             libraries: s.installed_libraries(),
             usage: None,
             restored: None,
+            node: None,
         }
     }
 }

@@ -42,6 +42,10 @@ pub async fn route_by_host(
     let Some(domain) = state.manager.config().e2b.domain.clone() else {
         return next.run(req).await;
     };
+    // A request another node of a cluster forwarded was rewritten there already.
+    if req.headers().contains_key(crate::forward::FORWARDED) {
+        return next.run(req).await;
+    }
     let host = req
         .headers()
         .get(header::HOST)

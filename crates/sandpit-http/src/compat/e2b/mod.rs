@@ -171,6 +171,24 @@ pub fn session_of(parts: &Parts) -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
+/// What an E2B request names, for a cluster's forwarding ([`crate::forward`]): the sandbox
+/// [`session_of`] finds, a new one for a create, else nothing (this node answers).
+pub(crate) fn target(parts: &Parts) -> Option<crate::forward::Target> {
+    use crate::forward::{strip_key_prefix, Placement, Target};
+    if let Some(id) = session_of(parts) {
+        return Some(Target::Session(id));
+    }
+    let rest = strip_key_prefix(parts.uri.path()).strip_prefix(PREFIX)?;
+    let rest = rest.strip_prefix("/v2").unwrap_or(rest);
+    let create =
+        parts.method == axum::http::Method::POST && rest.trim_end_matches('/') == "/sandboxes";
+    Some(if create {
+        Target::NewSession(Placement::default())
+    } else {
+        Target::Here
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::Request;

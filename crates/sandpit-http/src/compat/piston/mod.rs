@@ -27,6 +27,13 @@ use serde_json::json;
 use super::{json_response, Api};
 use crate::state::AppState;
 
+/// Piston's requests name no session (each run is one-shot): the node that takes one runs it.
+pub(crate) fn target(parts: &axum::http::request::Parts) -> Option<crate::forward::Target> {
+    let path = crate::forward::strip_key_prefix(parts.uri.path());
+    (path.starts_with("/api/") || path.starts_with("/compat/piston"))
+        .then_some(crate::forward::Target::Here)
+}
+
 /// Piston: errors are `{"message": …}`.
 pub(crate) struct Piston;
 
