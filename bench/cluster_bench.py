@@ -83,7 +83,8 @@ def start_node(sandpit, i, name, addr):
     os.makedirs(data, exist_ok=True)
     log = open("%s/n%d/serve.log" % (STATE, i), "ab")
     env = dict(os.environ, DOCKER_HOST="unix:///run/spc/n%d/docker.sock" % i,
-               SANDPIT_POOL="", SANDPIT_SWEEP_INTERVAL="1")
+               SANDPIT_POOL="", SANDPIT_SWEEP_INTERVAL="1",
+               SANDPIT_SESSIONS_PER_KEY="500", SANDPIT_RUNS_PER_KEY="64")
     p = subprocess.Popen(["nsenter", "--net=/var/run/netns/spc-n%d" % i, sandpit, "serve",
                           "--addr", addr + ":9501", "--data-dir", data, "--cluster", ETCD,
                           "--node-name", name, "--advertise", "http://%s:9501" % addr],
