@@ -1,12 +1,10 @@
 //! Measures an agent: a `true` round trip and writing then reading 1 MiB.
 //!
 //! ```text
-//! cargo run --release -p sandpit-agent --example agent_bench -- [--tty] COMMAND [ARGS...]
+//! cargo run --release -p sandpit-agent --example agent_bench -- COMMAND [ARGS...]
 //! ```
 //! COMMAND starts an agent whose standard input and output become the channel: the binary
 //! itself (`target/.../sandpit-agent`), or `docker start -ai CONTAINER` for one in a sandbox.
-//! `--tty`: the agent's channel is a terminal (a container created with a TTY): wait for the
-//! agent to say it is ready before writing.
 //! Prints medians and 90th percentiles; it asserts nothing.
 
 use std::io::{Read, Write};
@@ -104,13 +102,9 @@ fn report(what: &str, mut times: Vec<Duration>) {
 }
 
 fn main() {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let tty = args.first().is_some_and(|a| a == "--tty");
-    if tty {
-        args.remove(0);
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((program, rest)) = args.split_first() else {
-        eprintln!("usage: agent_bench [--tty] COMMAND [ARGS...]  (a command that starts an agent)");
+        eprintln!("usage: agent_bench COMMAND [ARGS...]  (a command that starts an agent)");
         std::process::exit(2);
     };
     let mut child = Command::new(program)
@@ -126,12 +120,6 @@ fn main() {
         decoder: Decoder::joining(),
         next: 0,
     };
-    if tty {
-        let mut ready = [0u8; frame::SYNC_ZEROS];
-        chan.stdout
-            .read_exact(&mut ready)
-            .expect("the agent says it is ready");
-    }
     // The zero run lets the agent's decoder find the hello, whatever came before.
     chan.stdin
         .write_all(&frame::resync_prefix())

@@ -75,17 +75,7 @@ fn start() -> std::io::Result<Agent> {
     let output = dup_cloexec(1)?;
     let devnull = sys::open("/dev/null", libc::O_RDWR)
         .map_err(|e| std::io::Error::new(e.kind(), format!("/dev/null: {e}")))?;
-    // A terminal as the channel (Podman keeps a container's stdin open across attaches only
-    // with one): raw, so every byte passes unchanged, and no log line may enter it. Until it
-    // is raw the terminal would echo, translate and turn bytes into signals, so the agent then
-    // says it is ready with a few zero bytes (harmless to a decoder) and the host waits for them.
-    let tty = unsafe { libc::isatty(input.as_raw_fd()) } == 1;
-    if tty {
-        make_raw(input.as_raw_fd())?;
-        sys::write_all(output.as_raw_fd(), &[0; sandpit_agent::frame::SYNC_ZEROS])?;
-    }
-    let quiet: &[i32] = if tty { &[0, 1, 2] } else { &[0, 1] };
-    for &fd in quiet {
+    for fd in [0, 1] {
         sys::cvt(unsafe { libc::dup2(devnull.as_raw_fd(), fd) })?;
     }
     if unsafe { libc::geteuid() } == 0 {
@@ -118,15 +108,6 @@ fn start() -> std::io::Result<Agent> {
         next_serial: 0,
         next_marker: 0,
     })
-}
-
-/// Puts a terminal in raw mode: no echo, no line editing, no byte translated.
-fn make_raw(fd: i32) -> std::io::Result<()> {
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    sys::cvt(unsafe { libc::tcgetattr(fd, &mut t) })?;
-    unsafe { libc::cfmakeraw(&mut t) };
-    sys::cvt(unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) })?;
-    Ok(())
 }
 
 /// Marks every descriptor the agent inherited (past the standard three) close-on-exec: none

@@ -95,28 +95,3 @@ fn the_agent_exits_when_its_input_ends() {
     );
     assert!(gone_within(agent.pid(), std::time::Duration::from_secs(5)));
 }
-
-#[test]
-fn a_terminal_as_the_channel_carries_every_byte_unchanged() {
-    let mut agent = Agent::start_on_terminal();
-    let dir = open_tempdir();
-    let root = path_of(&dir);
-    // Every byte value, among them the ones a terminal would turn into signals, line ends,
-    // flow control or the end of input.
-    let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
-    agent.write_file(
-        &root,
-        sandpit_agent::protocol::Ids::ROOT,
-        "bytes",
-        &data,
-        4096,
-    );
-    assert_eq!(std::fs::read(dir.path().join("bytes")).unwrap(), data);
-    assert_eq!(
-        agent
-            .read_file(&root, sandpit_agent::protocol::Ids::ROOT, "bytes")
-            .unwrap(),
-        data
-    );
-    assert_eq!(agent.sh("printf 'a\\r\\nb'").stdout, b"a\r\nb");
-}

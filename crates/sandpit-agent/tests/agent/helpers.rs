@@ -2,9 +2,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -20,16 +19,15 @@ pub type Got = (EventBody, Vec<u8>);
 /// A running agent.
 pub struct Agent {
     child: Child,
-    stdin: Option<Box<dyn Write + Send>>,
+    stdin: Option<ChildStdin>,
     events: Receiver<(u64, Got)>,
     held: HashMap<u64, VecDeque<Got>>,
     next: u64,
-    /// The channel is a terminal: its end stays open while the reader thread holds it.
-    terminal: bool,
 }
 
 impl Agent {
-    /// Starts the agent (pipes as its channel) and says hello.
+    /// Starts the agent in an IPC namespace of its own (a reset removes every IPC object it
+    /// sees) and says hello.
     pub fn start() -> Agent {
         let mut agent = Agent::start_silent();
         agent.hello();
@@ -38,65 +36,22 @@ impl Agent {
 
     /// Starts the agent without a hello.
     pub fn start_silent() -> Agent {
-        let mut cmd = agent_command();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpit-agent"));
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .expect("the agent starts (the tests run as root)");
-        let stdout = child.stdout.take().expect("piped");
-        let stdin = child.stdin.take().expect("piped");
-        Agent::around(child, Box::new(stdin), Box::new(stdout))
-    }
-
-    /// Starts the agent with a terminal as its channel, as an engine does for a container
-    /// created with a TTY, waits for it to say it is ready and says hello.
-    pub fn start_on_terminal() -> Agent {
-        let (mut master, mut slave) = (0, 0);
-        let opened = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
-        let master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(master) });
-        let slave = unsafe { OwnedFd::from_raw_fd(slave) };
-        let mut cmd = agent_command();
-        cmd.stdin(slave.try_clone().unwrap())
-            .stdout(slave.try_clone().unwrap())
-            .stderr(slave);
         unsafe {
-            // As runc does: the terminal becomes the agent's controlling terminal.
             cmd.pre_exec(|| {
-                libc::setsid();
-                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                if libc::unshare(libc::CLONE_NEWIPC) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("the agent starts");
-        drop(cmd);
-        let mut reader = master.try_clone().unwrap();
-        let mut ready = [0xffu8; SYNC_ZEROS];
-        reader
-            .read_exact(&mut ready)
-            .expect("the agent says it is ready");
-        assert_eq!(ready, [0u8; SYNC_ZEROS]);
-        let mut agent = Agent::around(child, Box::new(master), Box::new(reader));
-        agent.terminal = true;
-        agent.hello();
-        agent
-    }
-
-    fn around(
-        child: Child,
-        stdin: Box<dyn Write + Send>,
-        mut stdout: Box<dyn Read + Send>,
-    ) -> Agent {
+        let mut child = cmd
+            .spawn()
+            .expect("the agent starts (the tests run as root)");
+        let mut stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut decoder = Decoder::new();
@@ -118,12 +73,11 @@ impl Agent {
             }
         });
         Agent {
-            stdin: Some(stdin),
+            stdin: child.stdin.take(),
             child,
             events: rx,
             held: HashMap::new(),
             next: 1000,
-            terminal: false,
         }
     }
 
@@ -360,12 +314,8 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        // Closing its input ends the agent, which kills what it started; a terminal's input
-        // does not end while the reader holds it, so that agent is asked to stop.
+        // Closing its input ends the agent, which kills what it started.
         self.stdin = None;
-        if self.terminal {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        }
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -396,21 +346,6 @@ impl Ran {
     pub fn exit(&self) -> &Exit {
         self.exit.as_ref().expect("an Exited event")
     }
-}
-
-/// The agent binary, started in an IPC namespace of its own (a reset removes every IPC object
-/// it sees).
-fn agent_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpit-agent"));
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWIPC) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd
 }
 
 /// A spawn of `argv` as root in `/`, nothing else set.
