@@ -350,6 +350,16 @@ pub enum FileOp {
         /// To.
         to: String,
     },
+    /// Changes the owner of the path itself (a symlink is not followed), the root included.
+    /// Answered by `File`.
+    Chown {
+        /// The path.
+        path: String,
+        /// The new owner.
+        uid: u32,
+        /// The new group.
+        gid: u32,
+    },
     /// Removes a file, or a folder with everything in it (never the root). Answered by `Done`.
     Remove {
         /// The path.

@@ -325,3 +325,63 @@ fn reading_a_folder_is_refused() {
     let e = agent.read_file(&path_of(&dir), Ids::ROOT, "d").unwrap_err();
     assert_eq!(e.kind, ErrorKind::IsADirectory);
 }
+
+#[test]
+fn chown_hands_a_path_to_another_owner_without_following_a_symlink() {
+    let mut agent = Agent::start();
+    let dir = open_tempdir();
+    let root = path_of(&dir);
+    std::fs::write(dir.path().join("target"), "x").unwrap();
+    std::os::unix::fs::symlink("target", dir.path().join("link")).unwrap();
+    let chown = |path: &str| FileOp::Chown {
+        path: path.into(),
+        uid: 1000,
+        gid: 1001,
+    };
+    let link = info(agent.file_one(&root, Ids::ROOT, chown("link")));
+    assert_eq!(
+        (link.kind, link.uid, link.gid),
+        (FileKind::Symlink, 1000, 1001)
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("target")).unwrap().uid(),
+        0
+    );
+    let top = info(agent.file_one(&root, Ids::ROOT, chown("")));
+    assert_eq!((top.kind, top.uid, top.gid), (FileKind::Dir, 1000, 1001));
+}
+
+#[test]
+fn a_user_cannot_chown_to_someone_else() {
+    let mut agent = Agent::start();
+    let dir = open_tempdir();
+    std::fs::write(dir.path().join("mine"), "x").unwrap();
+    std::os::unix::fs::chown(dir.path().join("mine"), Some(1000), Some(1000)).unwrap();
+    let e = error(agent.file_one(
+        &path_of(&dir),
+        USER,
+        FileOp::Chown {
+            path: "mine".into(),
+            uid: 0,
+            gid: 0,
+        },
+    ));
+    assert_eq!(e.kind, ErrorKind::PermissionDenied, "{}", e.message);
+}
+
+#[test]
+fn a_copy_of_a_symlink_that_leads_out_is_outside() {
+    let mut agent = Agent::start();
+    let dir = open_tempdir();
+    std::os::unix::fs::symlink("/etc/passwd", dir.path().join("out")).unwrap();
+    let e = error(agent.file_one(
+        &path_of(&dir),
+        Ids::ROOT,
+        FileOp::Copy {
+            from: "out".into(),
+            to: "copy".into(),
+        },
+    ));
+    assert_eq!(e.kind, ErrorKind::Outside, "{}", e.message);
+    assert!(!dir.path().join("copy").exists());
+}

@@ -24,6 +24,11 @@ pub fn copy(root: &Root, from: &str, to: &str) -> Answer {
     let (to_dir, to_name) = root.parent(&to)?;
     let st = sys::fstatat(from_dir.as_raw_fd(), &from_name, libc::AT_SYMLINK_NOFOLLOW)
         .map_err(|e| os_error(&e, &from.display()))?;
+    if sys::is(st.st_mode, libc::S_IFLNK) {
+        // A link named as the source must lead somewhere beneath the root, as a read would.
+        root.open_at(&from, libc::O_PATH, 0)
+            .map_err(|e| os_error(&e, &from.display()))?;
+    }
     let mut copier = Copier {
         made: HashSet::new(),
         buf: vec![0; BUFFER],

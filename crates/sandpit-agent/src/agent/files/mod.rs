@@ -1,5 +1,6 @@
 //! File operations confined to a root folder, as a given user: one file per operation.
 
+mod chown;
 mod copy;
 mod list;
 mod mkdir;
@@ -48,6 +49,9 @@ pub fn file(agent: &mut Agent, call: CallId, req: FileRequest) {
         FileOp::Mkdir { path } => mkdir::mkdir(&root, &path).map(EventBody::File),
         FileOp::Move { from, to } => rename::rename(&root, &from, &to).map(EventBody::File),
         FileOp::Copy { from, to } => copy::copy(&root, &from, &to).map(EventBody::File),
+        FileOp::Chown { path, uid, gid } => {
+            chown::chown(&root, &path, uid, gid).map(EventBody::File)
+        }
         FileOp::Remove { path } => remove::remove(&root, &path).map(|()| EventBody::Done),
     };
     agent.reply(call, answer.unwrap_or_else(EventBody::Error));
