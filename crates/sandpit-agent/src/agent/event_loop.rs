@@ -3,6 +3,9 @@
 
 use std::time::Instant;
 
+use sandpit_agent::protocol::{Op, Request};
+
+use super::channel::{Endpoint, Way};
 use super::exit::{self, GRACE};
 use super::files::{pump_listing, pump_read};
 use super::state::{Agent, CallKind, CallRef};
@@ -15,6 +18,7 @@ const READS_PER_TURN: usize = 16;
 #[derive(Clone, Copy)]
 enum Source {
     Requests,
+    Connections,
     Events,
     Signals,
     Output(u32, usize),
@@ -35,6 +39,7 @@ pub fn run(mut agent: Agent) -> ! {
             match *source {
                 Source::Signals => signals(&mut agent),
                 Source::Requests => requests(&mut agent),
+                Source::Connections => connections(&mut agent),
                 Source::Events => {}
                 Source::Output(pid, index) => {
                     output::pump(&mut agent, pid, index);
@@ -51,9 +56,6 @@ pub fn run(mut agent: Agent) -> ! {
         }
         busy = pump_transfers(&mut agent);
         agent.chan.flush();
-        if agent.chan.input_closed {
-            shutdown(&mut agent, "the channel's input ended");
-        }
     }
 }
 
@@ -69,9 +71,14 @@ fn poll_set(agent: &Agent) -> (Vec<libc::pollfd>, Vec<Source>) {
         sources.push(source);
     };
     add(agent.signals.fd(), libc::POLLIN, Source::Signals);
-    add(agent.chan.input_fd(), libc::POLLIN, Source::Requests);
-    if agent.chan.pending() > 0 {
-        add(agent.chan.output_fd(), libc::POLLOUT, Source::Events);
+    for (fd, _) in agent.chan.inputs() {
+        add(fd, libc::POLLIN, Source::Requests);
+    }
+    if let Some(listener) = &agent.listener {
+        add(listener.fd(), libc::POLLIN, Source::Connections);
+    }
+    if let Some(fd) = agent.chan.output_fd() {
+        add(fd, libc::POLLOUT, Source::Events);
     }
     for (&pid, p) in &agent.procs {
         for (index, fd) in p.out.iter().enumerate() {
@@ -138,17 +145,69 @@ fn signals(agent: &mut Agent) {
     }
 }
 
+/// Reads every way in: requests from the current one are acted on; another one is read only
+/// for a `Hello`, which makes it current.
 fn requests(agent: &mut Agent) {
     for _ in 0..READS_PER_TURN {
-        let more = agent.chan.read();
-        while let Some(frame) = agent.chan.next_frame() {
-            match frame {
-                Ok(frame) => dispatch::dispatch(agent, frame),
-                Err(e) => super::log(format_args!("skipped bytes that are not a frame: {e}")),
-            }
-        }
+        let more = agent.chan.read(Way::Current);
+        dispatch_current(agent);
         if !more {
             break;
+        }
+    }
+    for (_, way) in agent.chan.inputs() {
+        let Way::Candidate(index) = way else {
+            continue;
+        };
+        agent.chan.read(way);
+        while let Some(frame) = agent.chan.next_frame(way) {
+            let hello = frame.as_ref().is_ok_and(|f| {
+                matches!(
+                    f.message::<Request>(),
+                    Ok(Request {
+                        op: Op::Hello(_),
+                        ..
+                    })
+                )
+            });
+            if hello {
+                super::log(format_args!("a new connection takes over with its hello"));
+                agent.chan.take_over(index);
+                dispatch::dispatch(agent, frame.expect("checked"));
+                // What came after the hello is the new connection's; the candidates changed.
+                dispatch_current(agent);
+                return;
+            }
+            super::log(format_args!(
+                "skipped a request from a connection that has not said hello"
+            ));
+        }
+    }
+}
+
+/// Acts on every whole frame the current way sent.
+fn dispatch_current(agent: &mut Agent) {
+    while let Some(frame) = agent.chan.next_frame(Way::Current) {
+        match frame {
+            Ok(frame) => dispatch::dispatch(agent, frame),
+            Err(e) => super::log(format_args!("skipped bytes that are not a frame: {e}")),
+        }
+    }
+}
+
+/// Accepts connections on the agent's socket: each may take over with a `Hello`.
+fn connections(agent: &mut Agent) {
+    let Some(listener) = &agent.listener else {
+        return;
+    };
+    while let Some(connection) = listener.accept() {
+        let added = Endpoint::socket(connection).map(|endpoint| agent.chan.add_candidate(endpoint));
+        match added {
+            Ok(true) => {}
+            Ok(false) => super::log(format_args!(
+                "closed a connection to the agent's socket: too many wait to take over"
+            )),
+            Err(e) => super::log(format_args!("a connection cannot be served: {e}")),
         }
     }
 }

@@ -5,6 +5,7 @@ mod attach;
 mod cancel;
 mod cgroup;
 mod channel;
+pub mod connect;
 mod creds;
 mod dispatch;
 mod error;
@@ -15,6 +16,7 @@ mod hello;
 mod input;
 mod ipc;
 mod kill;
+mod listener;
 mod output;
 mod process;
 mod processes;
@@ -88,9 +90,14 @@ fn start() -> std::io::Result<Agent> {
     let env = std::env::vars_os()
         .map(|(k, v)| (k.into_encoded_bytes(), v.into_encoded_bytes()))
         .collect();
-    let chan = channel::Channel::new(input, output)?;
+    let chan = channel::Channel::new(channel::Endpoint::stdio(input, output)?);
+    // Bound before any user code runs, so no other process can hold the name.
+    let listener = listener::Listener::bind()
+        .map_err(|e| log(format_args!("the agent's socket cannot be bound: {e}")))
+        .ok();
     Ok(Agent {
         chan,
+        listener,
         signals,
         env,
         procs: Default::default(),

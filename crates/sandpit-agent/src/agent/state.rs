@@ -9,6 +9,7 @@ use sandpit_agent::protocol::{CallId, EventBody};
 use super::cgroup::Cgroup;
 use super::channel::Channel;
 use super::files::{ListJob, ReadJob, WriteJob};
+use super::listener::Listener;
 use super::process::Proc;
 use super::reset::ResetJob;
 use super::signals::Signals;
@@ -17,6 +18,8 @@ use super::signals::Signals;
 pub struct Agent {
     /// The channel to Sandpit.
     pub chan: Channel,
+    /// The socket a host connects to when the engine's attach lost standard input.
+    pub listener: Option<Listener>,
     /// Signals, as bytes on a pipe.
     pub signals: Signals,
     /// The environment the agent started with (the container's), inherited by every child.

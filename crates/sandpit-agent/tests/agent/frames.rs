@@ -83,15 +83,3 @@ fn a_second_request_on_a_call_in_flight_is_refused() {
     };
     assert_eq!(e.kind, ErrorKind::InvalidRequest);
 }
-
-#[test]
-fn the_agent_exits_when_its_input_ends() {
-    let mut agent = Agent::start();
-    let (_call, pid) = agent.spawn(spawn_spec(&["sleep", "1000"]));
-    agent.close_input();
-    assert!(
-        gone_within(pid, std::time::Duration::from_secs(5)),
-        "its processes are killed"
-    );
-    assert!(gone_within(agent.pid(), std::time::Duration::from_secs(5)));
-}

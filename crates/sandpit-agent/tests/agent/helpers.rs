@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,9 @@ impl Agent {
             .stderr(Stdio::inherit());
         unsafe {
             cmd.pre_exec(|| {
-                if libc::unshare(libc::CLONE_NEWIPC) != 0 {
+                // IPC and network namespaces of its own: a reset removes every IPC object the
+                // agent sees, and its socket's name is per network namespace.
+                if libc::unshare(libc::CLONE_NEWIPC | libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -51,7 +53,11 @@ impl Agent {
         let mut child = cmd
             .spawn()
             .expect("the agent starts (the tests run as root)");
-        let mut stdout = child.stdout.take().expect("piped");
+        Agent::around(child_pipes(&mut child), child)
+    }
+
+    /// Decodes the events of `stdout` on a thread of their own.
+    fn around((stdin, mut stdout): (ChildStdin, ChildStdout), child: Child) -> Agent {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut decoder = Decoder::new();
@@ -73,12 +79,55 @@ impl Agent {
             }
         });
         Agent {
-            stdin: child.stdin.take(),
+            stdin: Some(stdin),
             child,
             events: rx,
             held: HashMap::new(),
             next: 1000,
         }
+    }
+
+    /// A second connection to this agent through `sandpit-agent connect` (run in the agent's
+    /// network namespace, as `user`), not yet said hello.
+    pub fn connect_as(&self, user: Ids) -> Agent {
+        let netns = std::fs::File::open(format!("/proc/{}/ns/net", self.pid()))
+            .expect("the agent's network namespace");
+        let netns = std::os::fd::IntoRawFd::into_raw_fd(netns);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpit-agent"));
+        cmd.arg("connect")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(netns, libc::CLONE_NEWNET) != 0
+                    || libc::setgid(user.gid) != 0
+                    || libc::setuid(user.uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("sandpit-agent connect starts");
+        unsafe { libc::close(netns) };
+        let mut connection = Agent::around(child_pipes(&mut child), child);
+        // As a host that joins a stream mid-way does: the zero run first.
+        connection.send_raw(&frame::resync_prefix());
+        connection
+    }
+
+    /// True when the process behind this connection (the agent, or a `connect` relay) ends
+    /// within `wait`.
+    pub fn ends_within(&mut self, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
     }
 
     /// The agent's pid on the host.
@@ -122,10 +171,10 @@ impl Agent {
     }
 
     /// Writes raw bytes to the agent.
+    /// A write to a peer that already ended is dropped: the missing answer tells.
     pub fn send_raw(&mut self, bytes: &[u8]) {
         let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(bytes).expect("the agent reads");
-        stdin.flush().expect("the agent reads");
+        let _ = stdin.write_all(bytes).and_then(|()| stdin.flush());
     }
 
     /// Writes the zero run after which the agent's decoder trusts a frame again.
@@ -314,8 +363,9 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        // Closing its input ends the agent, which kills what it started.
+        // The agent outlives its input; asked to stop, it kills what it started.
         self.stdin = None;
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let until = Instant::now() + Duration::from_secs(5);
         while Instant::now() < until {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -326,6 +376,14 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The standard input and output pipes of a child.
+fn child_pipes(child: &mut Child) -> (ChildStdin, ChildStdout) {
+    (
+        child.stdin.take().expect("piped"),
+        child.stdout.take().expect("piped"),
+    )
 }
 
 /// What a process did.

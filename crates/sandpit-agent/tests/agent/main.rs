@@ -12,6 +12,7 @@ mod frames;
 mod output_limit;
 mod reset;
 mod signal_all;
+mod socket;
 mod spawn;
 mod stdin;
 mod timeout;
