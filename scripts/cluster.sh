@@ -85,7 +85,7 @@ down() {
     else
         # The engines' image stores stay (removing them takes minutes; loading the images
         # again too): a node's engine starts from them with no container left.
-        rm -rf "$STATE"/e* "$STATE"/n*/*.log "$STATE"/n*/sandpit
+        rm -rf "$STATE"/e* "$STATE"/n*/*.log "$STATE"/n*/sandpit "$STATE"/snapshots
     fi
     for d in /sys/fs/cgroup/*/spc-n* /sys/fs/cgroup/spc-n*; do
         [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true

@@ -147,6 +147,7 @@ impl Node {
                 format!("unix:///run/spc/n{}/docker.sock", self.i),
             )
             .env("SANDPIT_POOL", "")
+            .env("SANDPIT_SNAPSHOTS", format!("file://{STATE}/snapshots"))
             .env("SANDPIT_SWEEP_INTERVAL", "1")
             .env("SANDPIT_LOG", "info")
             .stdin(Stdio::null())
@@ -879,6 +880,15 @@ fn a_lost_node_is_fenced_and_comes_back(
         .map(|(id, _)| id.clone())
         .collect();
     assert!(!of_n1.is_empty());
+    // A snapshot of one of them (the store is a folder every node shares here).
+    let (status, body) = call(
+        &cluster.nodes[1],
+        key,
+        "POST",
+        &format!("/v1/sessions/{}/snapshots", of_n1[0]),
+        Some(json!({"name": "before-the-loss"})),
+    );
+    assert_eq!(status, 201, "snapshot through n2: {body}");
     let killed_at = Instant::now();
     cluster.nodes[0].kill();
     kill(dockerd_pid(1), "-KILL");
@@ -906,6 +916,20 @@ fn a_lost_node_is_fenced_and_comes_back(
             );
         }
     }
+    let (_, body) = call(
+        &cluster.nodes[2],
+        key,
+        "GET",
+        &format!("/v1/sessions/{id}"),
+        None,
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("before-the-loss"),
+        "the 410 names the last snapshot: {body}"
+    );
     // Another key learns nothing of the session.
     let stranger = add_key("stranger");
     let (status, _) = call(

@@ -85,7 +85,8 @@ pub async fn route(State(state): State<AppState>, req: Request, next: Next) -> R
                     if !caller_is(&state, caller.as_deref(), &owner) {
                         return next.run(req).await;
                     }
-                    lost(&id, &node, at).into_response()
+                    let snapshot = last_snapshot(&state, &owner, &id).await;
+                    lost(&id, &node, at, snapshot.as_deref()).into_response()
                 }
                 Route::Node {
                     name, advertise, ..
@@ -94,7 +95,10 @@ pub async fn route(State(state): State<AppState>, req: Request, next: Next) -> R
                     Err(e) => {
                         cluster.unreachable(&name).await;
                         match cluster.route(&id) {
-                            Route::Lost { node, at, .. } => lost(&id, &node, at).into_response(),
+                            Route::Lost { node, at, owner } => {
+                                let snapshot = last_snapshot(&state, &owner, &id).await;
+                                lost(&id, &node, at, snapshot.as_deref()).into_response()
+                            }
                             _ => ApiError::new(
                                 ErrorKind::EngineUnavailable,
                                 format!(
@@ -127,13 +131,34 @@ fn key_in_path(path: &str) -> Option<String> {
     Some(rest.split('/').next()?.to_string())
 }
 
-/// The answer for a session whose node was lost.
-fn lost(id: &str, node: &str, at: u64) -> ApiError {
+/// The name of the newest snapshot taken of session `id`, where snapshots are configured.
+async fn last_snapshot(state: &AppState, owner: &str, id: &str) -> Option<String> {
+    let owner = Owner(owner.to_string());
+    let listing = state.manager.snapshots(&owner);
+    let snapshots = tokio::time::timeout(std::time::Duration::from_secs(3), listing)
+        .await
+        .ok()?
+        .ok()?;
+    snapshots
+        .into_iter()
+        .filter(|s| s.source_session == id)
+        .max_by(|a, b| a.created_at.cmp(&b.created_at))
+        .map(|s| s.name)
+}
+
+/// The answer for a session whose node was lost (with its last snapshot, when it has one).
+fn lost(id: &str, node: &str, at: u64, snapshot: Option<&str>) -> ApiError {
     let when = sandpit::time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at));
+    let next = match snapshot {
+        Some(name) => format!(
+            "its last snapshot is {name:?}: open a new session from it with \"from_snapshot\": \"{name}\""
+        ),
+        None => "open a new one".to_string(),
+    };
     ApiError::new(
         ErrorKind::Gone,
         format!(
-            "session {id} was on node {node}, which was lost at {when} (its lease expired and it stopped answering); a session is never recreated empty on another node: open a new one"
+            "session {id} was on node {node}, which was lost at {when} (its lease expired and it stopped answering); a session is never recreated empty on another node: {next}"
         ),
     )
 }
