@@ -31,11 +31,10 @@ declare -A pkg_for=(
     [curl]=curl
     [protoc]=protobuf-compiler
     [etcd]=etcd-server
-    [iptables]=iptables
 )
 missing=()
 # protoc builds the etcd client; etcd is the cluster tests' registry.
-for cmd in dockerd docker debootstrap openssl ip curl protoc etcd iptables; do
+for cmd in dockerd docker debootstrap openssl ip curl protoc etcd; do
     # sbin directories are not on every root PATH; look there too.
     if ! PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1; then
         pkg=${pkg_for[$cmd]}
@@ -49,7 +48,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update || echo "test.sh: apt-get update reported errors; trying the install anyway" >&2
     apt-get install -y --no-install-recommends "${missing[@]}"
 else
-    echo "all present: dockerd docker debootstrap openssl ip curl protoc etcd iptables"
+    echo "all present: dockerd docker debootstrap openssl ip curl protoc etcd"
 fi
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
@@ -193,6 +192,9 @@ source scripts/python-client.sh
 run_python_client_tests "$sandpit"
 
 section "nothing left behind"
+# The cluster test tears its namespaces, engines and etcd members down itself; this catches a
+# run that crashed before it could (the engines' image stores stay, for the next run).
+bash scripts/cluster.sh down
 leaked=$(docker ps -aq --filter label=sandpit.managed=true | wc -l)
 leaked_podman=$(DOCKER_HOST=$SANDPIT_PODMAN_HOST docker ps -aq --filter label=sandpit.managed=true 2>/dev/null | wc -l || echo 0)
 if [ "$leaked" -gt 0 ] || [ "$leaked_podman" -gt 0 ]; then
