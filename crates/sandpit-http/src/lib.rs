@@ -194,6 +194,13 @@ pub async fn serve(
         forwarder: forward::Forwarder::new(&node),
     };
     let app = router(state);
+    // Streamed answers (server-sent events, NDJSON, Connect frames) are many small writes:
+    // with Nagle's algorithm each waits for the client's delayed ACK (40 ms here).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on a connection: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

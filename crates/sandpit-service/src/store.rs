@@ -59,6 +59,8 @@ pub struct SessionRecord {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Mutex<Connection>>,
+    /// The server's secret, once read.
+    secret: Arc<std::sync::OnceLock<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,6 +125,7 @@ impl Store {
         )?;
         Ok(Store {
             db: Arc::new(Mutex::new(db)),
+            secret: Arc::default(),
         })
     }
 
@@ -149,6 +152,9 @@ impl Store {
     /// This data folder's secret (32 random bytes, made once, never shown): what the server
     /// signs with (E2B's sandbox access tokens).
     pub fn secret(&self) -> ServiceResult<Vec<u8>> {
+        if let Some(secret) = self.secret.get() {
+            return Ok(secret.clone());
+        }
         let db = self.db();
         let stored: Option<String> = db
             .query_row("SELECT value FROM server WHERE key = 'secret'", [], |r| {
@@ -168,11 +174,18 @@ impl Store {
                 })?
             }
         };
-        (0..hex.len())
+        let secret: Vec<u8> = (0..hex.len())
             .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| ServiceError::internal("the server's stored secret is not hex"))
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect::<Option<_>>()
+            .filter(|s: &Vec<u8>| s.len() == 32)
+            .ok_or_else(|| {
+                ServiceError::internal("the server's stored secret is not 64 hex digits")
+            })?;
+        Ok(self.secret.get_or_init(|| secret).clone())
     }
 
     /// Makes a key in `format`; returns its listing and the key itself (shown once, never
