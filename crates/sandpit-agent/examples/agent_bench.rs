@@ -179,5 +179,7 @@ fn main() {
     }));
     chan.finish(call);
     drop(chan);
+    // The agent outlives its channel: ask the command to stop.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
 }
