@@ -130,7 +130,7 @@ start_dockerd() {
         sleep 0.5
     done
     tail -n 30 "$STATE/n$i/dockerd.log" >&2
-    die "node $i's engine did not answer within 60 s"
+    return 1
 }
 
 initial_cluster() {
@@ -186,7 +186,14 @@ up() {
     done
     for j in $(seq "$MEMBERS"); do start_etcd "$j"; done
     for i in $(seq "$NODES"); do
-        start_dockerd "$i"
+        if ! start_dockerd "$i"; then
+            # A kept image store that an interrupted run left broken: made anew.
+            say "node $i's engine does not start on its kept image store: starting it on a fresh one"
+            kill_ns "spc-n$i"
+            unmount_under "$STATE/n$i"
+            rm -rf "$STATE/n$i/data"
+            start_dockerd "$i" || die "node $i's engine did not answer within 60 s"
+        fi
         # A crashed run's containers, kept in the image store.
         ids=$(DOCKER_HOST=$(node_sock "$i") docker ps -aq)
         [ -z "$ids" ] || DOCKER_HOST=$(node_sock "$i") docker rm -f $ids >/dev/null
@@ -222,7 +229,7 @@ up() {
 case "${1:-}" in
     up) shift; up "$@" ;;
     down) down "${2:-}" ;;
-    dockerd) start_dockerd "${2:?node number}" ;;
+    dockerd) start_dockerd "${2:?node number}" || die "node $2's engine did not answer within 60 s" ;;
     etcd) start_etcd "${2:?member number}" ;;
     *) die "usage: $0 up [IMAGE...] | down [--purge] | dockerd I | etcd J" ;;
 esac
