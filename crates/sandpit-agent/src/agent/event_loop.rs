@@ -140,7 +140,7 @@ fn signals(agent: &mut Agent) {
         // As PID 1, a sender outside the sandbox shows as pid 0; one inside (a root install
         // step holds CAP_KILL) is ignored.
         if ends && (received.sender == 0 || !agent.me.pid1) {
-            shutdown(agent, "stopped by a signal from outside the sandbox");
+            shutdown(agent, "stopped by a signal");
         }
     }
 }

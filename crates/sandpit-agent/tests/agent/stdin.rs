@@ -76,3 +76,21 @@ impl Agent {
         self.next_event(call).0
     }
 }
+
+#[test]
+fn input_past_sixteen_mebibytes_unread_is_busy() {
+    let mut agent = Agent::start();
+    let mut spec = spawn_spec(&["sleep", "1000"]);
+    spec.stdin = StdinMode::Pipe;
+    let (_call, pid) = agent.spawn(spec);
+    let chunk = vec![b'x'; sandpit_agent::frame::MAX_PAYLOAD];
+    let calls: Vec<u64> = (0..70)
+        .map(|_| agent.send_with(Op::Input(Input { pid, eof: false }), &chunk))
+        .collect();
+    // 70 × 256 KiB is past 16 MiB and what the pipe holds: the last one cannot be queued.
+    let (body, _) = agent.next_event(*calls.last().expect("sent"));
+    let EventBody::Error(e) = body else {
+        panic!("Busy expected, got {body:?}")
+    };
+    assert_eq!(e.kind, ErrorKind::Busy, "{}", e.message);
+}
