@@ -70,14 +70,17 @@ pub fn run_script(program: &Path, script: &Path, env: &[(&str, &str)], limit: Du
 
 /// Compares a script's output with the expected lines, one by one.
 pub fn expect_lines(what: &str, ran: &Ran, expected: &str, server: &Server) {
+    expect_lines_of(what, ran, expected, &tail(&server.log(), 40));
+}
+
+/// [`expect_lines`] with the server's log (or logs) already in hand.
+pub fn expect_lines_of(what: &str, ran: &Ran, expected: &str, log: &str) {
     let got: Vec<&str> = ran.stdout.lines().collect();
     let want: Vec<&str> = expected.trim().lines().collect();
     let context = || {
         format!(
-            "\n--- {what} printed:\n{}\n--- its stderr:\n{}\n--- the server's log (last 40 lines):\n{}",
-            ran.stdout,
-            ran.stderr,
-            tail(&server.log(), 40)
+            "\n--- {what} printed:\n{}\n--- its stderr:\n{}\n--- the server's log:\n{log}",
+            ran.stdout, ran.stderr,
         )
     };
     for (i, line) in want.iter().enumerate() {

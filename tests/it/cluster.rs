@@ -321,6 +321,11 @@ fn a_three_node_cluster_routes_every_request_and_survives_its_faults() {
     let orphan = plant_orphan(&cluster, &key);
     let sessions = placement_and_languages(&cluster, &key);
     every_route_through_another_node(&cluster, &key, &sessions);
+    let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url.clone()).collect();
+    crate::e2b_cluster::sdk_through_every_node(&urls, &key, || {
+        let logs: Vec<String> = cluster.nodes.iter().map(|n| n.log()).collect();
+        logs.join("\n---\n")
+    });
     keys_reach_every_node(&cluster, &key);
     etcd_without_quorum(&cluster, &key, &sessions);
     a_node_cut_from_etcd_keeps_serving(&cluster, &key, &sessions);

@@ -11,6 +11,7 @@ mod compat;
 mod connection;
 mod copy;
 mod e2b;
+mod e2b_cluster;
 mod e2b_js;
 mod e2b_python;
 mod examples;

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::shapes::{self, TAG_KEY, TEMPLATE_KEY};
 use super::templates::template;
-use super::{E2b, HOME, USER};
+use super::{E2b, HOME, PREFIX, USER};
 use crate::compat::{caller, json_response, Api};
 use crate::state::AppState;
 
@@ -545,7 +545,12 @@ fn list_query(parts: &Parts, v2: bool) -> Result<ListQuery, String> {
 }
 
 async fn list(state: AppState, req: Request, v2: bool) -> Response {
-    let (owner, _, parts) = match keyed::<Value>(&state, req).await {
+    let (mut parts, body) = req.into_parts();
+    let key = match E2b::presented_key(&parts) {
+        Some(key) => Some(key),
+        None => crate::compat::path_key(&mut parts, &state).await,
+    };
+    let (owner, _, parts) = match keyed::<Value>(&state, Request::from_parts(parts, body)).await {
         Ok(v) => v,
         Err(response) => return response,
     };
@@ -559,7 +564,8 @@ async fn list(state: AppState, req: Request, v2: bool) -> Response {
         Ok(s) => s,
         Err(e) => return E2b::failure(&e),
     };
-    let mut entries: Vec<Arc<Entry>> = sessions
+    // (start, id, item): the local sandboxes, then, in a cluster, the other nodes'.
+    let mut items: Vec<(u64, String, Value)> = sessions
         .iter()
         .filter_map(|s| state.manager.get(&owner, &s.id).ok())
         .filter(|e| {
@@ -581,16 +587,28 @@ async fn list(state: AppState, req: Request, v2: bool) -> Response {
                     .as_ref()
                     .is_none_or(|t| record.metadata.get(TEMPLATE_KEY) == Some(t))
         })
+        .map(|e| {
+            let r = e.record();
+            (r.created, r.id.clone(), shapes::listed(&state, &e))
+        })
         .collect();
-    let position = |e: &Arc<Entry>| (e.record().created, e.session.id().to_string());
-    entries.sort_by_key(position);
+    if let (Some(cluster), Some(key)) = (
+        state
+            .cluster
+            .as_ref()
+            .filter(|_| !parts.headers.contains_key(crate::forward::FORWARDED)),
+        key,
+    ) {
+        items.extend(peer_items(&state, cluster, &parts, &key, v2).await);
+    }
+    items.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     if !query.ascending {
-        entries.reverse();
+        items.reverse();
     }
     if let Some(after) = &query.next {
-        let after = (after.0, after.1.clone());
-        entries.retain(|e| {
-            let p = position(e);
+        items.retain(|(t, id, _)| {
+            let p = (*t, id);
+            let after = (after.0, &after.1);
             if query.ascending {
                 p > after
             } else {
@@ -598,18 +616,73 @@ async fn list(state: AppState, req: Request, v2: bool) -> Response {
             }
         });
     }
-    let more = entries.len() > query.limit;
-    entries.truncate(query.limit);
-    let items: Vec<Value> = entries.iter().map(|e| shapes::listed(&state, e)).collect();
-    let mut response = json_response(StatusCode::OK, items);
-    if more {
-        if let Some((t, id)) = entries.last().map(position) {
-            if let Ok(v) = HeaderValue::from_str(&format!("{t}-{id}")) {
-                response.headers_mut().insert("x-next-token", v);
-            }
+    let more = items.len() > query.limit;
+    items.truncate(query.limit);
+    let next = items.last().map(|(t, id, _)| format!("{t}-{id}"));
+    let mut response = json_response(
+        StatusCode::OK,
+        items.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>(),
+    );
+    if let (true, Some(next)) = (more, next) {
+        if let Ok(v) = HeaderValue::from_str(&next) {
+            response.headers_mut().insert("x-next-token", v);
         }
     }
     response
+}
+
+/// The other nodes' sandboxes of the same query (all of them: the pages are cut here).
+async fn peer_items(
+    state: &AppState,
+    cluster: &sandpit_cluster::Cluster,
+    parts: &Parts,
+    key: &str,
+    v2: bool,
+) -> Vec<(u64, String, Value)> {
+    let kept: Vec<&str> = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            !p.is_empty() && name != "limit" && name != "nextToken"
+        })
+        .collect();
+    let path = if v2 {
+        let mut query = kept.join("&");
+        if !query.is_empty() {
+            query.push('&');
+        }
+        format!("{PREFIX}/v2/sandboxes?{query}limit=1000")
+    } else {
+        format!("{PREFIX}/sandboxes?{}", kept.join("&"))
+    };
+    let mut like = axum::http::HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {key}")) {
+        like.insert(axum::http::header::AUTHORIZATION, v);
+    }
+    let asks = cluster.peers().into_iter().map(|peer| {
+        let (forwarder, path, like) = (&state.forwarder, &path, &like);
+        async move {
+            let got = forwarder
+                .get_json::<Vec<Value>>(&peer.advertise, path, like)
+                .await;
+            (peer.name, got)
+        }
+    });
+    let mut items = Vec::new();
+    for (node, got) in futures_util::future::join_all(asks).await {
+        match got {
+            Ok(list) => items.extend(list.into_iter().filter_map(|v| {
+                let started = unix_seconds(v["startedAt"].as_str()?)?;
+                let id = v["sandboxID"].as_str()?.to_string();
+                Some((started.max(0) as u64, id, v))
+            })),
+            Err(e) => tracing::warn!("listing the E2B sandboxes of node {node}: {}", e.0),
+        }
+    }
+    items
 }
 
 /// `GET /sandboxes` (older SDKs): the running sandboxes, filtered by `metadata`.
