@@ -692,3 +692,35 @@ fn sandboxes_are_reached_by_host_too() {
     assert_eq!(s, 204);
     nothing_left(&server, "e2b");
 }
+
+#[test]
+fn a_restarted_server_keeps_its_sandboxes_and_their_tokens() {
+    let (mut server, key) = server(&[]);
+    let (id, token, _) = create(&server, &key, json!({"metadata": {"kept": "yes"}}));
+    let (s, r) = answer(
+        plane(&server, &id, 49983, "POST", "/files?path=kept.txt")
+            .set("X-Access-Token", &token)
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(b"across a restart"),
+    );
+    assert_eq!(s, 200, "{}", body(r));
+    server.restart();
+    let _close = CloseAll { server: &server, key: key.clone() };
+    let (s, r) = answer(api(&server, &key, "GET", &format!("/sandboxes/{id}")).call());
+    let b = body(r);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["metadata"], json!({"kept": "yes"}), "{b}");
+    let (s, r) = answer(
+        plane(&server, &id, 49983, "GET", "/files?path=/home/user/kept.txt")
+            .set("X-Access-Token", &token)
+            .call(),
+    );
+    assert_eq!(
+        (s, r.into_string().unwrap()),
+        (200, "across a restart".to_string()),
+        "the token of before the restart opens the sandbox"
+    );
+    let (s, _) = answer(api(&server, &key, "DELETE", &format!("/sandboxes/{id}")).call());
+    assert_eq!(s, 204);
+    nothing_left(&server, "e2b");
+}
