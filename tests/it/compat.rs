@@ -117,9 +117,11 @@ fn piston_server(args: &[&str]) -> Server {
     Server::start_with(&[("SANDPIT_POOL", "")], args)
 }
 
-/// Waits (up to 30 s) until the server (one without a warm pool) has no container left.
-fn nothing_left_on(server: &Server) {
+/// Stops the server (one without a warm pool), then waits (up to 30 s) until none of its
+/// containers is left: one-shot sandboxes kept for a key's next run are closed at shutdown.
+fn nothing_left_on(server: &mut Server) {
     let label = format!("sandpit.server={}", server_id(server));
+    server.stop();
     let started = Instant::now();
     loop {
         let left = containers_with(&label);
@@ -652,7 +654,7 @@ over-limit true
 #[test]
 fn piston_answers_piston_client() {
     let node_modules = client_node_modules();
-    let server = piston_server(&[]);
+    let mut server = piston_server(&[]);
     let key = server.add_key("piston-client");
     let _cleanup = CloseAll::new(&server, &[&key]);
     // An ES module finds packages from its own folder upwards, not through NODE_PATH.
@@ -699,7 +701,8 @@ fn piston_answers_piston_client() {
         .split_whitespace()
         .collect();
     assert!(argv.ends_with("'1','2','3']"), "{body}");
-    nothing_left_on(&server);
+    drop(_cleanup);
+    nothing_left_on(&mut server);
 }
 
 // ---------------------------------------------------------------- Piston: aio-piston
@@ -759,13 +762,14 @@ ApiError Error 400 cobol is not supported by Piston
 #[test]
 fn piston_answers_aio_piston() {
     let python = client_python();
-    let server = piston_server(&[]);
+    let mut server = piston_server(&[]);
     let key = server.add_key("aio-piston");
     let _cleanup = CloseAll::new(&server, &[&key]);
     let (_dir, path) = script("aio_piston_compat.py", AIO_PISTON_SCRIPT);
     let ran = run_client(&python, &path, &server, &key);
     expect_lines("aio_piston_compat.py", &ran, AIO_PISTON_EXPECTED, &server);
-    nothing_left_on(&server);
+    drop(_cleanup);
+    nothing_left_on(&mut server);
 }
 
 // ---------------------------------------------------------------- Piston: raw HTTP
@@ -781,7 +785,7 @@ fn hello(extra: Value) -> String {
 #[test]
 fn piston_takes_raw_requests_as_its_clients_send_them() {
     // Logging at debug: the key in `/k/...` must not show even there.
-    let server = Server::start_with(&[("SANDPIT_POOL", ""), ("SANDPIT_LOG", "debug")], &[]);
+    let mut server = Server::start_with(&[("SANDPIT_POOL", ""), ("SANDPIT_LOG", "debug")], &[]);
     let key = server.key.clone();
     // JSON whatever the content type; every answer is application/json.
     for content_type in [
@@ -949,7 +953,7 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
         !server.log().contains(&key),
         "the key shows in the server's log"
     );
-    nothing_left_on(&server);
+    nothing_left_on(&mut server);
 }
 
 // ---------------------------------------------------------------- anonymous access
@@ -967,7 +971,7 @@ fn anonymous_access_only_with_the_flag() {
     assert_eq!(status, 401, "{body}");
     drop(closed);
 
-    let open = piston_server(&["--allow-anonymous"]);
+    let mut open = piston_server(&["--allow-anonymous"]);
     let mut cleanup = CloseAll::new(&open, &[]);
     cleanup.anonymous = true;
     let (status, _, body) = send_raw(
@@ -1045,5 +1049,6 @@ fn anonymous_access_only_with_the_flag() {
         .filter(|c| containers_with(&server_label).contains(c))
         .collect();
     assert!(left.is_empty(), "anonymous sandboxes left: {left:?}");
-    nothing_left_on(&open);
+    drop(cleanup);
+    nothing_left_on(&mut open);
 }

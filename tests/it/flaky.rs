@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use sandpit::engine::{
-    Body, BuildRequest, ByteStream, ContainerEngine, ContainerSpec, ContainerState, ContainerStats,
-    ContainerSummary, Endpoint, Engine, EngineError, EngineInfo, EngineResult, ExecRequest,
-    ExecStatus, ExecStream, ImageSummary, ImportRequest, Progress, VolumeSpec, VolumeSummary,
+    Attached, Body, BuildRequest, ByteStream, ContainerEngine, ContainerSpec, ContainerState,
+    ContainerStats, ContainerSummary, Endpoint, Engine, EngineError, EngineInfo, EngineResult,
+    ExecRequest, ExecStatus, ExecStream, ImageSummary, ImportRequest, Progress, VolumeSpec,
+    VolumeSummary,
 };
 
 /// Fails the next `n` calls of the operations it was told to; the rest reach the real engine.
@@ -107,6 +108,10 @@ impl ContainerEngine for FlakyEngine {
     }
     async fn container_stats(&self, name: &str) -> EngineResult<ContainerStats> {
         self.real.container_stats(name).await
+    }
+    async fn attach_container(&self, name: &str) -> EngineResult<Attached> {
+        self.check("attach_container")?;
+        self.real.attach_container(name).await
     }
     async fn start_exec(&self, container: &str, request: &ExecRequest) -> EngineResult<ExecStream> {
         self.check("start_exec")?;

@@ -53,8 +53,4 @@ async fn gc_removes_the_container_of_a_killed_process() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("owner process"), "{out}");
     assert!(find().await.is_empty(), "gc left the container");
-    assert!(
-        out.contains("removed volume sandpit-disk-"),
-        "gc left the disk: {out}"
-    );
 }

@@ -263,7 +263,7 @@ fn the_engine_going_away_is_503_and_the_server_recovers_by_itself() {
                 c.labels.get("sandpit.owner").map(String::as_str) != Some("pool")
                     && c.labels.get("sandpit.session") != Some(&id)
             })
-            .map(|c| format!("{} ({})", c.name, c.state))
+            .map(|c| format!("{} ({:?})", c.name, c.status))
             .collect::<Vec<_>>()
     };
     assert!(

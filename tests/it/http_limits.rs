@@ -68,7 +68,8 @@ fn sessions_and_runs_per_key_are_limited() {
     assert_eq!(status, 204);
     let b = server.python_session();
 
-    // One run at a time for this key: a second, on any route, is 429 while the first goes on.
+    // One run at a time for this key: a second on a session is 429 while the first goes on
+    // (one-shot runs wait in line instead: see below).
     let slow = {
         let req = server.req("POST", &format!("/v1/sessions/{a}/run"));
         std::thread::spawn(move || {
@@ -94,11 +95,6 @@ fn sessions_and_runs_per_key_are_limited() {
             "commands",
             format!("/v1/sessions/{a}/commands"),
             json!({"command": "true"}),
-        ),
-        (
-            "one-shot",
-            "/v1/run".to_string(),
-            json!({"language": "python", "code": "print(1)"}),
         ),
     ] {
         let answer = server.json("POST", &path, Some(body));
@@ -365,4 +361,103 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
         invalid >= (json_routes.len() * malformed.len() * 2) as u64,
         "{invalid} counted:\n{metrics}"
     );
+}
+
+/// A server allowing one run at a time per key, with a line of `length` one-shot runs that
+/// wait up to `wait` seconds.
+fn one_at_a_time(length: &str, wait: &str) -> Server {
+    Server::start_with(
+        &[
+            ("SANDPIT_RUNS_PER_KEY", "1"),
+            ("SANDPIT_RUN_QUEUE_LENGTH", length),
+            ("SANDPIT_RUN_QUEUE_WAIT", wait),
+            ("SANDPIT_POOL", "python=2"),
+        ],
+        &[],
+    )
+}
+
+/// Starts a one-shot run that sleeps `secs` in the background.
+fn slow_one_shot(server: &Server, secs: u32) -> std::thread::JoinHandle<(u16, Value)> {
+    let req = server.req("POST", "/v1/run");
+    let code = format!("import time\ntime.sleep({secs})\nprint('slow')");
+    let handle =
+        std::thread::spawn(move || send(req, Some(json!({"language": "python", "code": code}))));
+    std::thread::sleep(Duration::from_millis(1500));
+    handle
+}
+
+#[test]
+fn a_one_shot_run_over_the_limit_waits_its_turn() {
+    let server = one_at_a_time("4", "30");
+    let slow = slow_one_shot(&server, 4);
+    let started = std::time::Instant::now();
+    let (status, out) = server.json(
+        "POST",
+        "/v1/run",
+        Some(json!({"language": "python", "code": "print('after')"})),
+    );
+    assert_eq!(
+        (status, out["stdout"].as_str()),
+        (200, Some("after\n")),
+        "{out}"
+    );
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "it ran beside the slow one: the key's limit is one run"
+    );
+    let (status, out) = slow.join().unwrap();
+    assert_eq!(status, 200, "{out}");
+}
+
+#[test]
+fn a_full_line_or_a_long_wait_is_429_with_retry_after() {
+    let server = one_at_a_time("1", "2");
+    let slow = slow_one_shot(&server, 8);
+    // The one place in line is taken, and its wait (2 s) runs out before the slow run ends.
+    let waiting = {
+        let req = server.req("POST", "/v1/run");
+        std::thread::spawn(move || {
+            let r = req.send_json(json!({"language": "python", "code": "print(1)"}));
+            match r {
+                Err(ureq::Error::Status(status, r)) => {
+                    (status, r.header("Retry-After").map(String::from))
+                }
+                Ok(r) => (r.status(), None),
+                Err(e) => panic!("{e}"),
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // No place left: refused at once, with when to come back.
+    let started = std::time::Instant::now();
+    let full = server
+        .req("POST", "/v1/run")
+        .send_json(json!({"language": "python", "code": "print(1)"}));
+    let Err(ureq::Error::Status(status, response)) = full else {
+        panic!("a run past a full line was not refused: {full:?}");
+    };
+    assert_eq!(status, 429);
+    assert!(started.elapsed() < Duration::from_secs(2), "it waited");
+    let retry: u64 = response
+        .header("Retry-After")
+        .expect("a 429 of a full line says when to retry")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "{retry}");
+    let body: Value = response.into_json().unwrap();
+    assert_eq!(body["error"], "exhausted", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("waiting"),
+        "{body}"
+    );
+    // The one in line gave up after its wait, also with when to come back.
+    let (status, retry) = waiting.join().unwrap();
+    assert_eq!(status, 429);
+    assert!(
+        retry.is_some(),
+        "a run whose wait ran out says when to retry"
+    );
+    let (status, out) = slow.join().unwrap();
+    assert_eq!(status, 200, "{out}");
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::server::{containers_with, eventually, Server, SseEvent};
+use crate::server::{containers_with, send, Server, SseEvent};
 
 fn post(server: &Server, path: &str, body: Value) -> Value {
     let (status, answer) = server.json("POST", path, Some(body.clone()));
@@ -545,40 +545,75 @@ fn one_shot_runs_in_all_six_languages() {
     }
 }
 
+/// Leaves what a run can leave: files in the workdir and /tmp, a background process.
+const LEAVE_BEHIND: &str = "import subprocess, os\nopen('/sandbox/secret', 'w').write('s')\nopen('/tmp/secret', 'w').write('s')\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\nprint(os.getuid())";
+
+/// Prints the container it runs in, then what an earlier run left that it can see.
+const LOOK_AROUND: &str = "import os, glob, socket\nprint(socket.gethostname())\nprint(os.path.exists('/sandbox/secret'), os.path.exists('/tmp/secret'))\nprint([open(p).read() for p in glob.glob('/proc/[0-9]*/cmdline') if open(p).read().startswith('sleep\\x00600')])";
+
+/// The sandbox (its hostname) a look-around ran in, checking it saw nothing of earlier runs.
+fn look_around(server: &Server, key: &str, fresh: bool) -> String {
+    let (status, out) = send(
+        server.req_as(key, "POST", "/v1/run"),
+        Some(json!({"language": "python", "code": LOOK_AROUND, "fresh": fresh})),
+    );
+    assert_eq!(status, 200, "{out}");
+    let stdout = out["stdout"].as_str().unwrap();
+    let (host, rest) = stdout.split_once('\n').unwrap();
+    assert_eq!(
+        rest, "False False\n[]\n",
+        "a one-shot sandbox saw an earlier run's leftovers: {out}"
+    );
+    host.to_string()
+}
+
 #[test]
-fn one_shot_sandboxes_are_fresh_and_removed() {
+fn one_shot_sandboxes_are_reused_for_the_same_key_and_reset_between() {
     let server = Server::start();
-    // One call leaves what it can behind: files, a background process.
+    let key = server.key.clone();
     let out = post(
         &server,
         "/v1/run",
-        json!({"language": "python", "code": "import subprocess, os\nopen('/sandbox/secret', 'w').write('s')\nopen('/tmp/secret', 'w').write('s')\nsubprocess.Popen(['sleep', '600'], start_new_session=True)\nprint(os.getuid())"}),
+        json!({"language": "python", "code": LEAVE_BEHIND}),
     );
     assert_eq!(out["stdout"], "1000\n", "{out}");
-    // The next calls see none of it.
-    for _ in 0..3 {
-        let out = post(
-            &server,
-            "/v1/run",
-            json!({"language": "python", "code": "import os, glob\nprint(os.path.exists('/sandbox/secret'), os.path.exists('/tmp/secret'))\nprint([open(p).read() for p in glob.glob('/proc/[0-9]*/cmdline') if open(p).read().startswith('sleep\\x00600')])"}),
-        );
-        assert_eq!(
-            out["stdout"], "False False\n[]\n",
-            "a one-shot sandbox saw an earlier call's leftovers: {out}"
-        );
-    }
-    // Only the warm pool stays: every one-shot sandbox is removed after its call.
-    let id = server.python_session();
-    let label = crate::http_sessions::server_label_of(&id);
-    let (status, _) = server.json("DELETE", &format!("/v1/sessions/{id}"), None);
-    assert_eq!(status, 204);
-    let count = || containers_with(&label).len();
+    // The next runs see none of it, and come from sandboxes this key's runs used before.
+    let hosts: Vec<String> = (0..6).map(|_| look_around(&server, &key, false)).collect();
+    let distinct: std::collections::HashSet<&String> = hosts.iter().collect();
     assert!(
-        eventually(Duration::from_secs(20), || count() <= 1),
-        "{} containers of this server remain with a warm pool of 1: one-shot sandboxes are left behind",
-        count()
+        distinct.len() < hosts.len(),
+        "no sandbox was reused: {hosts:?}"
     );
+    let label = crate::http_sessions::server_label_of(&server.python_session());
     crate::http_sessions::stop_and_check_nothing_left(server, &label);
+}
+
+#[test]
+fn a_key_never_gets_a_sandbox_another_key_used() {
+    let server = Server::start();
+    let other = server.add_key("other");
+    let mine: std::collections::HashSet<String> = (0..5)
+        .map(|_| look_around(&server, &server.key, false))
+        .collect();
+    let theirs: std::collections::HashSet<String> = (0..5)
+        .map(|_| look_around(&server, &other, false))
+        .collect();
+    assert!(
+        mine.is_disjoint(&theirs),
+        "two keys shared a sandbox: {mine:?} {theirs:?}"
+    );
+}
+
+#[test]
+fn a_fresh_one_shot_run_gets_a_sandbox_no_run_used() {
+    let server = Server::start();
+    let used: std::collections::HashSet<String> = (0..3)
+        .map(|_| look_around(&server, &server.key, false))
+        .collect();
+    for _ in 0..3 {
+        let host = look_around(&server, &server.key, true);
+        assert!(!used.contains(&host), "a fresh run got a used sandbox");
+    }
 }
 
 #[test]

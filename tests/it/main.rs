@@ -4,6 +4,8 @@
 mod flaky;
 mod support;
 
+mod agent_channel;
+mod background;
 mod cli;
 mod clients;
 mod cluster;
@@ -24,9 +26,11 @@ mod languages;
 mod libraries;
 mod lifecycle;
 mod mcp;
+mod minimal_images;
 mod pause;
 mod plots;
 mod pool;
+mod reset;
 mod run;
 mod scoped;
 mod security;

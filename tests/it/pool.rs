@@ -104,3 +104,37 @@ async fn an_exhausted_pool_fails_or_waits_as_configured() {
     )
     .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_idle_member_is_handed_out_once() {
+    let pool = SessionPool::new(
+        python().await,
+        PoolConfig {
+            idle: 2,
+            max_size: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut changes = pool.idle_changes();
+    pool.warm_up(Duration::from_secs(60)).await.unwrap();
+    let ids = pool.idle_ids();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    changes.borrow_and_update();
+    let claimed = pool
+        .acquire_id(&ids[1])
+        .expect("an idle member is handed out");
+    assert_eq!(claimed.id(), ids[1]);
+    assert!(
+        changes.has_changed().unwrap(),
+        "taking a member is a change"
+    );
+    assert!(pool.acquire_id(&ids[1]).is_none(), "never twice");
+    assert!(pool.acquire_id("no-such-session").is_none());
+    assert!(!pool.idle_ids().contains(&ids[1]));
+    let other = pool.acquire().await.unwrap();
+    assert_eq!(other.id(), ids[0], "acquire takes what is left");
+    claimed.release().await.unwrap();
+    other.release().await.unwrap();
+    pool.close().await.unwrap();
+}

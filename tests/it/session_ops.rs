@@ -49,6 +49,7 @@ per_target!(
                 &ListOptions {
                     recursive: true,
                     pattern: Some("**/*.csv".into()),
+                    ..Default::default()
                 },
             )
             .await
@@ -61,6 +62,7 @@ per_target!(
                 &ListOptions {
                     recursive: true,
                     pattern: Some("*.txt".into()),
+                    ..Default::default()
                 },
             )
             .await

@@ -1,6 +1,6 @@
 //! `sandpit bench`: open, run and close on every engine and runtime at hand (the engine's
-//! runtimes, and each `--engine`), beside the raw engine calls for the same work; then the
-//! one-shot `sandpit run` beside `docker run --rm`. `--languages` and `--peer` measure other
+//! runtimes, and each `--engine`), beside the raw engine calls for the same work; the calls in
+//! an open session (`bench_calls`); then the one-shot `sandpit run` beside `docker run --rm`. `--languages` and `--peer` measure other
 //! things (see their files).
 
 use std::process::Stdio;
@@ -33,10 +33,10 @@ pub struct BenchArgs {
 }
 
 /// One engine and runtime to measure.
-struct Target {
-    label: String,
-    engine: Engine,
-    runtime: Option<String>,
+pub(crate) struct Target {
+    pub(crate) label: String,
+    pub(crate) engine: Engine,
+    pub(crate) runtime: Option<String>,
 }
 
 pub async fn bench(conn: &ConnectionArgs, args: BenchArgs) -> Result<u8> {
@@ -96,6 +96,7 @@ pub async fn bench(conn: &ConnectionArgs, args: BenchArgs) -> Result<u8> {
         );
     }
     println!("(milliseconds, medians; raw: the same engine calls without Sandpit's settings)");
+    crate::bench_calls::bench_calls(&targets, args.iterations, width).await?;
     if !args.no_one_shot {
         one_shot(conn, &spec.tag, args.iterations)?;
     }

@@ -1,6 +1,7 @@
 //! The `sandpit` command line: thin, one file per subcommand.
 
 mod bench;
+mod bench_calls;
 mod bench_languages;
 mod bench_peer;
 mod cluster;

@@ -119,12 +119,12 @@ pub async fn run(conn: &ConnectionArgs, args: RunArgs) -> Result<u8> {
     let timeout = Duration::from_secs_f64(args.timeout);
     let output_limit = size(&args.output_limit, "--output-limit")?;
 
-    // A one-shot knows its libraries up front: they go in while the session opens, and a
-    // session without them needs no network at all.
+    // A one-shot knows its libraries up front (they go into an image first), and writes only
+    // to memory: no disk to make, a read-only root, nothing to install later.
     let mut builder = SandboxSession::builder()
         .language(language)
         .libraries(&args.libs)
-        .late_installs(false)
+        .recyclable(true)
         .engine(conn.engine().await?)
         .policy(policy)
         .timeout(timeout)

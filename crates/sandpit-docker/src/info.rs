@@ -52,6 +52,7 @@ pub(crate) fn engine_info(
         pause: true,
         // Podman's tmpfs takes no uid=/gid= options.
         tmpfs_owner: kind == EngineKind::Docker,
+        attach_reopens_stdin: kind == EngineKind::Docker,
     };
     EngineInfo {
         version: version.version.unwrap_or_default(),
@@ -62,6 +63,7 @@ pub(crate) fn engine_info(
             .kernel_version
             .or(version.kernel_version)
             .unwrap_or_default(),
+        arch: uname_arch(info.architecture.or(version.arch).unwrap_or_default()),
         storage_driver,
         backing_filesystem,
         cgroup_version: info
@@ -107,6 +109,16 @@ fn running_as_root() -> bool {
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { geteuid() == 0 }
+}
+
+/// An architecture as `uname -m` names it: Go's names (`amd64`, `arm64`), which Podman and
+/// Docker's version answer use, are translated.
+fn uname_arch(arch: String) -> String {
+    match arch.as_str() {
+        "amd64" => "x86_64".into(),
+        "arm64" => "aarch64".into(),
+        _ => arch,
+    }
 }
 
 #[cfg(test)]

@@ -17,19 +17,20 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
-    BuildImageOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
-    DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
-    ListVolumesOptions, RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
-    StatsOptions, UploadToContainerOptions,
+    AttachContainerOptions, BuildImageOptions, CommitContainerOptions, CreateContainerOptions,
+    CreateImageOptions, DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions,
+    ListImagesOptions, ListVolumesOptions, RemoveContainerOptions, RemoveImageOptions,
+    RemoveVolumeOptions, StatsOptions, UploadToContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
 use sandpit_engine::split_reference;
 use sandpit_engine::{
-    Body, BuildRequest, ByteStream, Connection, ContainerEngine, ContainerSpec, ContainerState,
-    ContainerStats, ContainerSummary, Endpoint, Engine, EngineError, EngineErrorKind, EngineInfo,
-    EngineKind, EngineResult, ExecChunk, ExecRequest, ExecStatus, ExecStream, ImageSummary,
-    ImportRequest, Progress, StreamKind, VolumeSpec, VolumeSummary,
+    Attached, Body, BuildRequest, ByteStream, Connection, ContainerEngine, ContainerSpec,
+    ContainerState, ContainerStats, ContainerStatus, ContainerSummary, Endpoint, Engine,
+    EngineError, EngineErrorKind, EngineInfo, EngineKind, EngineResult, ExecChunk, ExecRequest,
+    ExecStatus, ExecStream, ImageSummary, ImportRequest, Progress, StreamKind, VolumeSpec,
+    VolumeSummary,
 };
 use tokio::sync::OnceCell;
 
@@ -86,9 +87,45 @@ impl DockerEngine {
         errors::classify(self.connection.endpoint(), e)
     }
 
+    /// An attached stream's frames as output chunks.
+    fn chunks(
+        &self,
+        output: impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>>
+            + Send
+            + 'static,
+    ) -> impl futures_util::Stream<Item = EngineResult<ExecChunk>> + Send + 'static {
+        let endpoint = self.connection.endpoint().clone();
+        output.filter_map(move |item| {
+            let mapped = match item {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    Some(Ok(ExecChunk {
+                        stream: StreamKind::Stdout,
+                        data: message,
+                    }))
+                }
+                Ok(LogOutput::StdErr { message }) => Some(Ok(ExecChunk {
+                    stream: StreamKind::Stderr,
+                    data: message,
+                })),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(errors::classify(&endpoint, e))),
+            };
+            std::future::ready(mapped)
+        })
+    }
+
     fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
         HashMap::from([("label".to_string(), vec![label.to_string()])])
     }
+}
+
+/// The engine's word for a container's status; one Sandpit does not know is taken as ended.
+fn status_of(word: Option<&str>) -> ContainerStatus {
+    let word = word.unwrap_or_default();
+    ContainerStatus::parse(word).unwrap_or_else(|| {
+        tracing::debug!("the engine reported a container status Sandpit does not know: {word:?}");
+        ContainerStatus::Exited
+    })
 }
 
 #[async_trait]
@@ -271,7 +308,7 @@ impl ContainerEngine for DockerEngine {
         Ok(ContainerState {
             running: state.running.unwrap_or(false),
             paused: state.paused.unwrap_or(false),
-            status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            status: status_of(state.status.map(|s| s.to_string()).as_deref()),
             exit_code: state.exit_code,
             oom_killed: state.oom_killed.unwrap_or(false),
             labels: info.config.and_then(|c| c.labels).unwrap_or_default(),
@@ -314,7 +351,7 @@ impl ContainerEngine for DockerEngine {
                 id: c.id.unwrap_or_default(),
                 image: c.image.unwrap_or_default(),
                 labels: c.labels.unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                status: status_of(c.state.map(|s| s.to_string()).as_deref()),
                 created: c.created.unwrap_or(0),
             })
             .collect())
@@ -381,6 +418,26 @@ impl ContainerEngine for DockerEngine {
         }
     }
 
+    async fn attach_container(&self, name: &str) -> EngineResult<Attached> {
+        let options = AttachContainerOptions {
+            stdin: true,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: false,
+            detach_keys: None,
+        };
+        let attached = self
+            .docker
+            .attach_container(name, Some(options))
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(Attached {
+            output: Box::pin(self.chunks(attached.output)),
+            input: attached.input,
+        })
+    }
+
     async fn start_exec(&self, container: &str, request: &ExecRequest) -> EngineResult<ExecStream> {
         let created = self
             .docker
@@ -406,31 +463,11 @@ impl ContainerEngine for DockerEngine {
             .await
             .map_err(|e| self.err(e))?
         {
-            StartExecResults::Attached { output, input } => {
-                let endpoint = self.connection.endpoint().clone();
-                let output = output.filter_map(move |item| {
-                    let mapped = match item {
-                        Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
-                            Some(Ok(ExecChunk {
-                                stream: StreamKind::Stdout,
-                                data: message,
-                            }))
-                        }
-                        Ok(LogOutput::StdErr { message }) => Some(Ok(ExecChunk {
-                            stream: StreamKind::Stderr,
-                            data: message,
-                        })),
-                        Ok(LogOutput::StdIn { .. }) => None,
-                        Err(e) => Some(Err(errors::classify(&endpoint, e))),
-                    };
-                    std::future::ready(mapped)
-                });
-                Ok(ExecStream {
-                    id: created.id,
-                    output: Box::pin(output),
-                    input: request.stdin.then_some(input),
-                })
-            }
+            StartExecResults::Attached { output, input } => Ok(ExecStream {
+                id: created.id,
+                output: Box::pin(self.chunks(output)),
+                input: request.stdin.then_some(input),
+            }),
             StartExecResults::Detached => Err(EngineError::new(
                 EngineErrorKind::Server,
                 "the engine started the command detached",

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, ResourcesUlimits,
+};
 use sandpit_engine::{ContainerSpec, EngineKind, TmpfsMount};
 
 /// The create body for `spec` on an engine of `kind`.
@@ -50,6 +52,11 @@ pub(crate) fn create_body(spec: &ContainerSpec, kind: &EngineKind) -> ContainerC
             .storage_size
             .map(|s| HashMap::from([("size".to_string(), s.to_string())])),
         runtime: spec.runtime.clone(),
+        readonly_rootfs: Some(spec.read_only_rootfs),
+        log_config: spec.no_logs.then(|| HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -67,6 +74,9 @@ pub(crate) fn create_body(spec: &ContainerSpec, kind: &EngineKind) -> ContainerC
         working_dir: spec.working_dir.clone(),
         labels: Some(spec.labels.clone()),
         host_config: Some(host_config),
+        open_stdin: Some(spec.stdin_open),
+        stdin_once: Some(false),
+        attach_stdin: Some(false),
         ..Default::default()
     }
 }
@@ -75,7 +85,8 @@ pub(crate) fn create_body(spec: &ContainerSpec, kind: &EngineKind) -> ContainerC
 /// takes no `uid=`/`gid=` (its capabilities say so, and the session hands the folder over
 /// after start).
 fn tmpfs_options(t: &TmpfsMount, kind: &EngineKind) -> String {
-    let mut options = format!("rw,nosuid,nodev,noexec,size={},mode={:o}", t.size, t.mode);
+    let exec = if t.exec { "exec" } else { "noexec" };
+    let mut options = format!("rw,nosuid,nodev,{exec},size={},mode={:o}", t.size, t.mode);
     if let (Some((uid, gid)), EngineKind::Docker) = (t.owner, kind) {
         options.push_str(&format!(",uid={uid},gid={gid}"));
     }
@@ -106,6 +117,7 @@ mod tests {
                 size: 1 << 20,
                 mode: 0o755,
                 owner: Some((1000, 1000)),
+                exec: false,
             }],
             volumes: vec![VolumeMount {
                 source: "v".into(),

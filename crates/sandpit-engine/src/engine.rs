@@ -64,6 +64,22 @@ impl std::fmt::Debug for ExecStream {
     }
 }
 
+/// A container's main process, attached: its output as it comes, and its standard input.
+pub struct Attached {
+    /// Output chunks; ends when the main process closes its output or the engine drops the
+    /// connection.
+    pub output: Pin<Box<dyn Stream<Item = EngineResult<ExecChunk>> + Send>>,
+    /// Standard input (the container must have been created with
+    /// [`crate::ContainerSpec::stdin_open`]).
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attached").finish_non_exhaustive()
+    }
+}
+
 /// One container engine: every call Sandpit makes goes through this trait, so an engine is
 /// one implementation (the Docker API for Docker and Podman in `sandpit-docker`) and tests
 /// can plug in their own.
@@ -128,6 +144,10 @@ pub trait ContainerEngine: Send + Sync + 'static {
 
     /// One reading of a container's resource usage.
     async fn container_stats(&self, name: &str) -> EngineResult<ContainerStats>;
+
+    /// Attaches to a container's main process (created or running): output from now on, and
+    /// its standard input. Attach before start to miss nothing.
+    async fn attach_container(&self, name: &str) -> EngineResult<Attached>;
 
     /// Starts a command in a running container and attaches to its output.
     async fn start_exec(&self, container: &str, request: &ExecRequest) -> EngineResult<ExecStream>;

@@ -62,6 +62,9 @@ pub struct Capabilities {
     pub pause: bool,
     /// A tmpfs mount can be owned by a given uid at mount time.
     pub tmpfs_owner: bool,
+    /// A container's standard input stays open when an attached client goes away, so a new
+    /// client can attach to it again (Docker); Podman closes it.
+    pub attach_reopens_stdin: bool,
 }
 
 /// The engine's identity and abilities.
@@ -79,6 +82,9 @@ pub struct EngineInfo {
     pub os: String,
     /// The host's kernel.
     pub kernel: String,
+    /// The host's architecture as `uname -m` names it (`x86_64`, `aarch64`); empty when the
+    /// engine does not say.
+    pub arch: String,
     /// The storage driver, e.g. `overlay2`.
     pub storage_driver: String,
     /// The filesystem under the storage driver, e.g. `extfs` or `xfs`.
@@ -112,8 +118,8 @@ pub struct ContainerState {
     pub running: bool,
     /// True while frozen.
     pub paused: bool,
-    /// The engine's word for it: `created`, `running`, `paused`, `exited`, ...
-    pub status: String,
+    /// Where it is in its life.
+    pub status: ContainerStatus,
     /// The main process's exit code, once it exited.
     pub exit_code: Option<i64>,
     /// True when the main process was killed for memory.
@@ -122,6 +128,48 @@ pub struct ContainerState {
     pub labels: HashMap<String, String>,
     /// The OCI runtime it runs under.
     pub runtime: Option<String>,
+}
+
+/// Where a container is in its life, as the engine says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContainerStatus {
+    /// Made, never started.
+    #[default]
+    Created,
+    /// Its main process runs.
+    Running,
+    /// Frozen.
+    Paused,
+    /// Being started again.
+    Restarting,
+    /// Its main process ended.
+    Exited,
+    /// Being removed.
+    Removing,
+    /// Removal failed half-way; it can only be removed.
+    Dead,
+}
+
+impl ContainerStatus {
+    /// The engine's word for a status (`created`, `running`, ...); `None` for a word it does not
+    /// know. Podman's `stopped` and `configured` are Docker's `exited` and `created`.
+    pub fn parse(word: &str) -> Option<ContainerStatus> {
+        Some(match word {
+            "created" | "configured" | "initialized" => ContainerStatus::Created,
+            "running" => ContainerStatus::Running,
+            "paused" => ContainerStatus::Paused,
+            "restarting" => ContainerStatus::Restarting,
+            "exited" | "stopped" | "stopping" => ContainerStatus::Exited,
+            "removing" => ContainerStatus::Removing,
+            "dead" => ContainerStatus::Dead,
+            _ => return None,
+        })
+    }
+
+    /// True for a container on its way out (being removed, or dead).
+    pub fn is_going(self) -> bool {
+        matches!(self, ContainerStatus::Removing | ContainerStatus::Dead)
+    }
 }
 
 /// One container in a listing.
@@ -135,8 +183,8 @@ pub struct ContainerSummary {
     pub image: String,
     /// Labels.
     pub labels: HashMap<String, String>,
-    /// `created`, `running`, `paused`, `exited`, ...
-    pub state: String,
+    /// Where it is in its life.
+    pub status: ContainerStatus,
     /// Unix seconds when it was made.
     pub created: i64,
 }

@@ -46,6 +46,8 @@ pub struct TmpfsMount {
     /// `(uid, gid)` owning its root; `None` for root. Engines that cannot set it at mount
     /// time report so in [`crate::Capabilities::tmpfs_owner`].
     pub owner: Option<(u32, u32)>,
+    /// Programs may run from it (engines mount tmpfs `noexec` otherwise).
+    pub exec: bool,
 }
 
 /// A named volume mounted in a container.
@@ -120,6 +122,13 @@ pub struct ContainerSpec {
     pub storage_size: Option<u64>,
     /// The OCI runtime (`runc`, `runsc`); `None` for the engine's default.
     pub runtime: Option<String>,
+    /// The root filesystem is mounted read-only (only mounts can be written).
+    pub read_only_rootfs: bool,
+    /// The main process's standard input stays open for attaching clients, across clients
+    /// (where the engine can: Podman closes it when the first client goes).
+    pub stdin_open: bool,
+    /// The engine keeps no log of the main process's output: it is only read by attaching.
+    pub no_logs: bool,
 }
 
 /// A command to start in a running container.

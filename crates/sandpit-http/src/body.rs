@@ -24,8 +24,7 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<bytes::Bytes, A
         .await
         .map_err(|e| {
             let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"))
-                || e.to_string().contains("length limit");
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if too_large {
                 ApiError::new(
                     ErrorKind::TooLarge,

@@ -48,9 +48,23 @@ pub fn body(e: &ServiceError) -> ErrorBody {
     }
 }
 
+/// Adds `Retry-After` (whole seconds) when the error says when to try again.
+pub fn with_retry_after(mut response: Response, e: &ServiceError) -> Response {
+    if let Some(wait) = e.retry_after {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (status(self.0.kind), axum::Json(body(&self.0))).into_response();
+        let response = (status(self.0.kind), axum::Json(body(&self.0))).into_response();
+        let mut response = with_retry_after(response, &self.0);
         // Counted by the metrics layer, which reads the kind back from here.
         response.extensions_mut().insert(self.0.kind);
         response

@@ -444,7 +444,7 @@ function mainThread() {
         }
         req.error = req.error || e;
       } else if (out.value !== undefined) {
-        toWorker({ frame: { type: 'result', data: { 'text/plain': util.inspect(out.value) } } });
+        toWorker({ frame: { type: 'result', data: { 'text/plain': util.inspect(out.value) }, main: true } });
       }
     } catch (e) {
       req.error = req.error || errorOf(e);

@@ -15,12 +15,9 @@ use sandpit::tools::{
 use sandpit::{
     CommandOptions, ExecuteOptions, FileInfo, Language, ListOptions, PackageSpec, RunOptions,
 };
-use sandpit_service::{seconds, Entry, ErrorKind, Manager, Owner, Program, ServiceError};
+use sandpit_service::{seconds, Entry, ErrorKind, Manager, Owner, Program, ServiceError, Subject};
 
 use crate::links::Signer;
-
-/// How long `run_code` waits for one of the key's run slots before it gives up.
-const RUN_SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where download links point: the server's address as the client reached it, and the
 /// signer.
@@ -89,7 +86,7 @@ impl ServerTools {
 /// A service error as a tool error, with a hint where the model can do something about it.
 pub fn tool_error(e: ServiceError) -> ToolError {
     let hint = match e.kind {
-        ErrorKind::NotFound if e.message.starts_with("session ") => {
+        ErrorKind::NotFound if e.subject == Some(Subject::Session) => {
             "; list_sessions shows the open ones, create_session opens a new one"
         }
         ErrorKind::Gone => "; create_session opens a new one",
@@ -156,7 +153,7 @@ impl Toolbox for ServerTools {
             options,
             files: Vec::new(),
             memory: None,
-            wait: RUN_SLOT_WAIT,
+            fresh: false,
         };
         self.manager
             .run_program(&self.owner, program)
@@ -247,6 +244,7 @@ impl Toolbox for ServerTools {
         let options = ListOptions {
             recursive: args.recursive.unwrap_or(false),
             pattern: args.pattern.clone(),
+            ..Default::default()
         };
         let folder = args.path.clone().unwrap_or_else(|| ".".into());
         self.with_session(&args.session_id, |s| async move {

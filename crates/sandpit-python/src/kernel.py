@@ -173,7 +173,8 @@ def make_ipython():
             pass
 
         def write_format_data(self, format_dict, md_dict=None):
-            send({"type": "result", "data": bundle_of(format_dict)})
+            # The cell's own value (what E2B calls the main result), not a display() call.
+            send({"type": "result", "data": bundle_of(format_dict), "main": True})
 
         def finish_displayhook(self):
             pass
@@ -226,7 +227,7 @@ def make_plain():
                         f = getattr(value, attr, None)
                         if callable(f):
                             data[mime] = f()
-                    send({"type": "result", "data": data})
+                    send({"type": "result", "data": data, "main": True})
         except BaseException as e:  # noqa: BLE001 - report everything, KeyboardInterrupt included
             tb = traceback.format_exception(type(e), e, e.__traceback__)
             return {"name": type(e).__name__, "value": str(e), "traceback": "".join(tb).rstrip("\n").split("\n")}

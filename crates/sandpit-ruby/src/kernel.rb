@@ -217,7 +217,7 @@ module SandpitKernel
         nil
       end
     end
-    send_frame({ type: "result", data: { "text/plain" => utf8(result) } }) unless result.nil?
+    send_frame({ type: "result", data: { "text/plain" => utf8(result) }, main: true }) unless result.nil?
     drain
     send_frame(error) if error
     send_frame({ type: "done" })

@@ -42,6 +42,14 @@ pub struct ServiceConfig {
     pub anonymous_concurrent_runs: usize,
     /// Warm sessions kept ready per language for one-shot runs (`python = 2`).
     pub pool: std::collections::BTreeMap<String, usize>,
+    /// Serve a key's one-shot run from a sandbox that served one of its earlier runs, reset by
+    /// the sandbox's agent (never another key's); a request may still ask for a fresh one.
+    pub recycle: bool,
+    /// One-shot runs of one key that may wait for a run slot when all of them are busy;
+    /// past it a run is refused with 429 and `Retry-After`.
+    pub run_queue_length: usize,
+    /// The longest a one-shot run waits for a run slot, in seconds (then 429 and `Retry-After`).
+    pub run_queue_wait: f64,
     /// A PEM bundle of extra CA certificates for library installs (a TLS-intercepting proxy).
     pub ca_bundle: Option<PathBuf>,
     /// How often expired and idle sessions are looked for, in seconds.
@@ -73,6 +81,9 @@ impl Default for ServiceConfig {
             anonymous_sessions: 4,
             anonymous_concurrent_runs: 4,
             pool: [("python".to_string(), 2)].into_iter().collect(),
+            recycle: true,
+            run_queue_length: 256,
+            run_queue_wait: 60.0,
             ca_bundle: None,
             sweep_interval: 5,
             snapshots: None,
@@ -150,8 +161,9 @@ impl ServiceConfig {
                 *field = num(name, &v)?;
             }
         }
-        let sizes: [(&str, &mut usize); 5] = [
+        let sizes: [(&str, &mut usize); 6] = [
             ("SANDPIT_SESSIONS_PER_KEY", &mut self.sessions_per_key),
+            ("SANDPIT_RUN_QUEUE_LENGTH", &mut self.run_queue_length),
             ("SANDPIT_RUNS_PER_KEY", &mut self.concurrent_runs_per_key),
             ("SANDPIT_MAX_BODY_BYTES", &mut self.max_body_bytes),
             ("SANDPIT_ANONYMOUS_SESSIONS", &mut self.anonymous_sessions),
@@ -167,6 +179,12 @@ impl ServiceConfig {
         }
         if let Some(v) = var("SANDPIT_ALLOW_ANONYMOUS") {
             self.allow_anonymous = flag("SANDPIT_ALLOW_ANONYMOUS", &v)?;
+        }
+        if let Some(v) = var("SANDPIT_RECYCLE") {
+            self.recycle = flag("SANDPIT_RECYCLE", &v)?;
+        }
+        if let Some(v) = var("SANDPIT_RUN_QUEUE_WAIT") {
+            self.run_queue_wait = num("SANDPIT_RUN_QUEUE_WAIT", &v)?;
         }
         if let Some(v) = var("SANDPIT_PAUSE_WHEN_IDLE") {
             self.pause_when_idle = flag("SANDPIT_PAUSE_WHEN_IDLE", &v)?;
@@ -207,6 +225,12 @@ impl ServiceConfig {
                 "sessions_per_key and concurrent_runs_per_key must be at least 1",
             ));
         }
+        if !(0.0..=3600.0).contains(&self.run_queue_wait) {
+            return Err(ServiceError::invalid(format!(
+                "run_queue_wait ({} s) must be between 0 and 3600 seconds",
+                self.run_queue_wait
+            )));
+        }
         if self.max_body_bytes < 1024 {
             return Err(ServiceError::invalid(
                 "max_body_bytes must be at least 1024",
@@ -245,12 +269,16 @@ mod tests {
             "SANDPIT_SESSIONS_PER_KEY" => Some("7".to_string()),
             "SANDPIT_ALLOW_ANONYMOUS" => Some("true".to_string()),
             "SANDPIT_POOL" => Some("python=1, go=0".to_string()),
+            "SANDPIT_RECYCLE" => Some("false".to_string()),
+            "SANDPIT_RUN_QUEUE_WAIT" => Some("2.5".to_string()),
             _ => None,
         };
         c.apply_env(env).unwrap();
         assert_eq!(c.sessions_per_key, 7);
         assert!(c.allow_anonymous);
         assert_eq!(c.pool.get("go"), Some(&0));
+        assert!(!c.recycle);
+        assert_eq!(c.run_queue_wait, 2.5);
         c.validate().unwrap();
     }
 

@@ -103,6 +103,17 @@ pub struct ServiceError {
     pub kind: ErrorKind,
     /// What went wrong and what to do.
     pub message: String,
+    /// When trying again makes sense: a full run queue says how long to wait.
+    pub retry_after: Option<std::time::Duration>,
+    /// What the error is about, where a caller's advice depends on it.
+    pub subject: Option<Subject>,
+}
+
+/// What a [`ServiceError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A session (unknown to the key, closed, gone).
+    Session,
 }
 
 impl ServiceError {
@@ -111,7 +122,15 @@ impl ServiceError {
         ServiceError {
             kind,
             message: message.into(),
+            retry_after: None,
+            subject: None,
         }
+    }
+
+    /// The same error, with a wait after which trying again makes sense.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// Bad input.
@@ -121,12 +140,14 @@ impl ServiceError {
 
     /// No such session for this key (also for other keys' sessions: they do not exist here).
     pub fn no_session(id: &str) -> Self {
-        Self::new(
+        let mut e = Self::new(
             ErrorKind::NotFound,
             format!(
                 "session {id} does not exist (it expired, was closed, or belongs to another key)"
             ),
-        )
+        );
+        e.subject = Some(Subject::Session);
+        e
     }
 
     /// Something inside went wrong.

@@ -19,7 +19,7 @@ pub use sandpit::api as types;
 pub use config::{
     default_data_dir, etcd_endpoints, ClusterConfig, E2bConfig, E2bTemplate, ServiceConfig,
 };
-pub use error::{ErrorKind, ServiceError, ServiceResult};
+pub use error::{ErrorKind, ServiceError, ServiceResult, Subject};
 pub use keys::{key_hash, mint_key, KeyStore, NewKey};
 pub use manager::{seconds, Busy, Entry, Manager, Owner, Program, SERVER_LABEL};
 pub use metrics::Metrics;

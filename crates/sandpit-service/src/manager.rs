@@ -27,6 +27,8 @@ mod lookup;
 mod one_shot;
 mod pause;
 mod pools;
+mod recycling;
+mod run_queue;
 mod shutdown;
 mod snapshots;
 mod sweeper;
@@ -122,7 +124,11 @@ struct Shared {
     /// Sessions being opened, per owner (they count against the limit).
     opening: Mutex<HashMap<String, usize>>,
     runs: Mutex<HashMap<String, Arc<Semaphore>>>,
-    pools: tokio::sync::Mutex<HashMap<Language, SessionPool>>,
+    /// One-shot runs waiting for a run slot, per owner.
+    lines: Mutex<HashMap<String, Arc<run_queue::Line>>>,
+    pools: tokio::sync::Mutex<HashMap<recycling::PoolKey, SessionPool>>,
+    /// Reset one-shot sandboxes waiting for their owner's next run.
+    bins: recycling::Bins,
     metrics: Metrics,
     /// When the sweeper last looked for containers of sessions that never opened.
     orphans_checked: Mutex<Instant>,
@@ -176,7 +182,9 @@ impl Manager {
                 sessions: RwLock::new(HashMap::new()),
                 opening: Mutex::new(HashMap::new()),
                 runs: Mutex::new(HashMap::new()),
+                lines: Mutex::new(HashMap::new()),
                 pools: tokio::sync::Mutex::new(HashMap::new()),
+                bins: recycling::Bins::default(),
                 metrics: Metrics::default(),
                 orphans_checked: Mutex::new(Instant::now()),
                 stopped_checked: Mutex::new(Instant::now()),

@@ -53,6 +53,15 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// The mean time of the one-shot runs so far (one second before any ran).
+    pub fn one_shot_pace(&self) -> Duration {
+        let runs = self.runs.lock().expect("metrics");
+        match runs.get("one_shot") {
+            Some(h) if h.count > 0 => Duration::from_secs_f64(h.sum / h.count as f64),
+            _ => Duration::from_secs(1),
+        }
+    }
+
     /// One request that failed with `kind`.
     pub fn error(&self, kind: ErrorKind) {
         *self

@@ -1,9 +1,11 @@
 //! Adopting a session another process opened (a server before its restart): everything a
-//! session needs is in its container's labels, so a new process can carry on with it. Files
-//! survive; a kernel's memory does not (its process belonged to the old connection).
+//! session needs is in its container's labels, so a new process can carry on with it, talking
+//! to the same agent inside. Files and background processes survive; a kernel's memory does not
+//! (its call belonged to the old connection, and the agent stops it when a new one says hello).
+//! A session opened by a Sandpit without the agent cannot be served: adopting it says so.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +36,8 @@ pub(crate) struct SavedConfig {
     pub late_installs: bool,
     pub libraries: Vec<String>,
     pub created: u64,
+    #[serde(default)]
+    pub recyclable: bool,
 }
 
 impl SandboxSession {
@@ -66,6 +70,12 @@ impl SandboxSession {
             .ok_or_else(|| {
                 Error::InvalidInput(format!("session {id} names no language Sandpit knows"))
             })?;
+        if !summary.labels.contains_key(labels::AGENT) {
+            return Err(Error::Incompatible {
+                session: id.to_string(),
+                reason: "it was opened by an older Sandpit, which ran no agent inside its sandboxes; this one cannot reach into it. Close it and open a new session".into(),
+            });
+        }
         let runner = runner_for(language);
         let saved: SavedConfig = serde_json::from_str(&summary.labels[labels::CONFIG])
             .map_err(|e| Error::InvalidInput(format!(
@@ -74,7 +84,7 @@ impl SandboxSession {
         let state = engine
             .inspect_container(&summary.name)
             .await
-            .map_err(|e| crate::exec::exec_error(&summary.name, e))?;
+            .map_err(|e| crate::state::engine_error(&summary.name, e))?;
         if !state.running {
             engine.start_container(&summary.name).await.map_err(|e| {
                 Error::engine(e, |cause| Error::StartContainer {
@@ -126,21 +136,25 @@ impl SandboxSession {
                 keep_template: saved.keep_template,
                 template_tag: saved.template_tag,
                 workdir: saved.workdir,
-                env: RwLock::new(saved.env),
+                env: RwLock::new(saved.env.clone()),
+                opening_env: saved.env,
                 timeout: Duration::from_millis(saved.timeout_ms),
                 install_timeout: Duration::from_millis(saved.install_timeout_ms),
                 output_limit: saved.output_limit,
                 policy: saved.policy,
                 runtime,
                 gvisor,
+                recyclable: saved.recyclable,
                 network_hotplug: hotplug,
                 late_installs: saved.late_installs,
                 created: UNIX_EPOCH + Duration::from_secs(saved.created),
                 labels: summary.labels.into_iter().collect(),
                 volume,
                 disk,
-                oom_seen: AtomicU64::new(0),
-                kernel: Arc::new(tokio::sync::Mutex::new(None)),
+                // Connected on first use: a paused sandbox's agent cannot answer yet.
+                agent: RwLock::new(None),
+                reconnecting: tokio::sync::Mutex::new(()),
+                contexts: crate::kernel::no_contexts(),
                 closed: AtomicBool::new(false),
                 paused: AtomicBool::new(state.paused),
                 close_progress: tokio::sync::Mutex::new(CloseProgress::default()),

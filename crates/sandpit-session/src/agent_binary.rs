@@ -2,19 +2,13 @@
 //! `crates/sandpit-agent` (static, x86_64) and embedded here.
 
 /// The agent's executable.
-// Used once the session delivers the agent (the lead's branch); then this allowance goes.
-#[allow(dead_code)]
 pub(crate) const AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sandpit-agent"));
 
 /// SHA-256 of [`AGENT`], in hex: names a copy of this very agent.
-// Used once the session delivers the agent (the lead's branch); then this allowance goes.
-#[allow(dead_code)]
 pub(crate) const AGENT_SHA256: &str =
     include_str!(concat!(env!("OUT_DIR"), "/sandpit-agent.sha256"));
 
 /// The architecture [`AGENT`] runs on (as engines name it in `uname -m`).
-// Used once the session delivers the agent (the lead's branch); then this allowance goes.
-#[allow(dead_code)]
 pub(crate) const AGENT_ARCH: &str = "x86_64";
 
 #[cfg(test)]

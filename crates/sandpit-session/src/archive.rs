@@ -33,15 +33,6 @@ impl ArchiveBuilder {
         h
     }
 
-    /// A folder entry.
-    pub(crate) fn dir(&mut self, path: &str, owner: (u64, u64), mode: u32) -> Result<&mut Self> {
-        let mut h = Self::header(tar::EntryType::Directory, owner, mode, 0);
-        self.tar
-            .append_data(&mut h, path.trim_start_matches('/'), std::io::empty())
-            .map_err(|e| Error::io("packing", path, e))?;
-        Ok(self)
-    }
-
     /// A file entry holding `data`.
     pub(crate) fn file(
         &mut self,
@@ -53,6 +44,15 @@ impl ArchiveBuilder {
         let mut h = Self::header(tar::EntryType::Regular, owner, mode, data.len() as u64);
         self.tar
             .append_data(&mut h, path.trim_start_matches('/'), data)
+            .map_err(|e| Error::io("packing", path, e))?;
+        Ok(self)
+    }
+
+    /// A hard link `path` to the entry `target` (extracted as one `link(2)`: atomic).
+    pub(crate) fn hard_link(&mut self, path: &str, target: &str) -> Result<&mut Self> {
+        let mut h = Self::header(tar::EntryType::Link, ROOT_OWNER, 0o755, 0);
+        self.tar
+            .append_link(&mut h, path.trim_start_matches('/'), target)
             .map_err(|e| Error::io("packing", path, e))?;
         Ok(self)
     }
@@ -147,13 +147,6 @@ impl ArchiveBuilder {
             .into_inner()
             .map_err(|e| Error::io("packing", "the archive", e))
     }
-}
-
-/// A tar holding one in-memory file, owned by the sandbox user.
-pub(crate) fn single_file(name: &str, data: &[u8], mode: u32) -> Result<Vec<u8>> {
-    let mut b = ArchiveBuilder::new();
-    b.file(name, data, SANDBOX_OWNER, mode)?;
-    b.finish()
 }
 
 /// A tar of a host file or folder under the name `name`, owned by the sandbox user.
@@ -348,7 +341,10 @@ mod tests {
     fn owners_are_rewritten_and_everything_else_kept() {
         let mut b = ArchiveBuilder::new();
         let long = format!("sandbox/{}/data.txt", "d".repeat(120));
-        b.dir("sandbox", ROOT_OWNER, 0o755).unwrap();
+        let mut dir = ArchiveBuilder::header(tar::EntryType::Directory, ROOT_OWNER, 0o755, 0);
+        b.tar
+            .append_data(&mut dir, "sandbox", std::io::empty())
+            .unwrap();
         b.file(&long, b"content", ROOT_OWNER, 0o640).unwrap();
         let mut tar = b.tar;
         let mut h = tar::Header::new_gnu();

@@ -32,6 +32,7 @@ pub struct SessionBuilder {
     pub(crate) late_installs: bool,
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) tied_to_process: bool,
+    pub(crate) recyclable: bool,
 }
 
 impl Default for SessionBuilder {
@@ -57,6 +58,7 @@ impl Default for SessionBuilder {
             late_installs: true,
             labels: Vec::new(),
             tied_to_process: true,
+            recyclable: false,
         }
     }
 }
@@ -228,6 +230,19 @@ impl SessionBuilder {
     /// faster; a later install is then refused.
     pub fn late_installs(mut self, allowed: bool) -> Self {
         self.late_installs = allowed;
+        self
+    }
+
+    /// Builds the sandbox to be reset and used again ([`crate::SandboxSession::reset`]): a
+    /// read-only root filesystem, and memory folders (the workdir among them, at most half the
+    /// memory limit) as the only places code can write, so that a reset that empties them and
+    /// stops every process leaves nothing of the code behind. Libraries given at open go into
+    /// an image first; later installs are refused (default false).
+    pub fn recyclable(mut self, recyclable: bool) -> Self {
+        self.recyclable = recyclable;
+        if recyclable {
+            self.late_installs = false;
+        }
         self
     }
 

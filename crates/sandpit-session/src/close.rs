@@ -204,6 +204,22 @@ impl SandboxSession {
 }
 
 impl SandboxSession {
+    /// Closes without keeping a template, whatever the session was opened with (a helper
+    /// whose work failed).
+    pub(crate) async fn discard(&self) -> Result<()> {
+        let mut progress = self.inner.close_progress.lock().await;
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let plan = ClosePlan {
+            commit_to: None,
+            ..ClosePlan::of(&self.inner)
+        };
+        plan.execute(&self.inner.engine, &mut progress).await?;
+        self.inner.closed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Hands the close to the one drop worker and returns at once (the worker removes the
     /// container; before the process exits it waits for its work in hand). For callers that
     /// must not wait, such as a pool giving a session back.

@@ -61,7 +61,7 @@ impl CommandOptions {
 }
 
 impl SandboxSession {
-    /// Runs one shell command (`sh -c`) as the sandbox user in the workdir.
+    /// Runs one shell command (`/bin/sh -c`) as the sandbox user in the workdir.
     pub async fn execute_command(&self, command: &str) -> Result<ExecOutput> {
         self.execute_command_with(command, CommandOptions::default())
             .await
@@ -73,17 +73,33 @@ impl SandboxSession {
         command: &str,
         options: CommandOptions,
     ) -> Result<ExecOutput> {
+        if command.trim().is_empty() {
+            return Err(Error::InvalidInput("the command is empty".into()));
+        }
+        self.execute_argv(&["/bin/sh", "-c", command], options)
+            .await
+    }
+
+    /// Runs one program with its arguments, no shell (images without one serve it too); a
+    /// program without `/` is looked up in `PATH`.
+    pub async fn execute_argv<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        options: CommandOptions,
+    ) -> Result<ExecOutput> {
         self.check_open()?;
         if !self.inner.policy.allow_commands {
             return Err(Error::Refused(
                 "shell commands are not allowed in this session (allow_commands is off); run code with run() instead".into(),
             ));
         }
-        if command.trim().is_empty() {
-            return Err(Error::InvalidInput("the command is empty".into()));
+        if argv.first().is_none_or(|p| p.as_ref().is_empty()) {
+            return Err(Error::InvalidInput(
+                "the command names no program: give at least the program's name".into(),
+            ));
         }
         let _running = self.inner.install_lock.read().await;
-        let mut cmd = Command::new(["/bin/sh", "-c", command]);
+        let mut cmd = Command::new(argv.iter().map(|a| a.as_ref().to_string()));
         if options.as_root {
             cmd = cmd.as_root();
         }

@@ -1,46 +1,23 @@
-//! Files in and out of the sandbox as tar streams: the caller's copies, and the files Sandpit
-//! places itself (sources, standard input). Every path is checked.
+//! Files and folders in and out of the sandbox as tar streams through the engine's copy API.
+//! Every path is checked.
 
 use std::path::Path;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
 
-use crate::archive::{self, ArchiveBuilder, ROOT_OWNER, SANDBOX_OWNER};
+use crate::archive;
 use crate::error::{Error, Result};
-use crate::exec::exec_error;
-use crate::open::IO_DIR;
 use crate::paths::{container_path, parent_and_name, refuse_memory_folders};
 use crate::runner::Command;
 use crate::session::SandboxSession;
+use crate::state::engine_error;
 use crate::step::Step;
 
 impl SandboxSession {
-    /// Places a file in Sandpit's io folder, which belongs to root (mode 0711): user code can
-    /// read the file it is given but never fill the folder. Returns the file's path.
-    pub(crate) async fn upload_io(&self, name: &str, data: &[u8], mode: u32) -> Result<String> {
-        let mut archive = ArchiveBuilder::new();
-        archive.dir(IO_DIR, ROOT_OWNER, 0o711)?.file(
-            &format!("{IO_DIR}/{name}"),
-            data,
-            SANDBOX_OWNER,
-            mode,
-        )?;
-        let archive = archive.finish()?;
-        self.upload_archive("/", archive).await?;
-        Ok(format!("{IO_DIR}/{name}"))
-    }
-
-    /// Uploads bytes as one file owned by the sandbox user.
-    pub(crate) async fn upload_bytes(&self, path: &str, data: &[u8], mode: u32) -> Result<()> {
-        let (parent, name) = parent_and_name(path);
-        let archive = archive::single_file(&name, data, mode)?;
-        self.upload_archive(&parent, archive).await
-    }
-
     pub(crate) async fn upload_archive(&self, parent: &str, archive: Vec<u8>) -> Result<()> {
         let inner = &self.inner;
-        let upload_error = |e| match exec_error(&inner.container, e) {
+        let upload_error = |e| match engine_error(&inner.container, e) {
             Error::Exec { container, cause } => Error::Upload {
                 container,
                 path: parent.to_string(),
@@ -84,7 +61,7 @@ impl SandboxSession {
         let inner = &self.inner;
         match inner.engine.inspect_container(&inner.container).await {
             Ok(state) => Ok(state.running),
-            Err(e) => Err(exec_error(&inner.container, e)),
+            Err(e) => Err(engine_error(&inner.container, e)),
         }
     }
 
@@ -138,7 +115,7 @@ impl SandboxSession {
                     in_sandbox: true,
                 })
             }
-            Err(e) => Err(match exec_error(&inner.container, e) {
+            Err(e) => Err(match engine_error(&inner.container, e) {
                 Error::Exec { container, cause } => Error::Download {
                     container,
                     path: path.to_string(),

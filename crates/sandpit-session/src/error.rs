@@ -153,6 +153,43 @@ pub enum Error {
         /// The engine's or runtime's message.
         reason: String,
     },
+    /// Attaching to the sandbox's agent (its main process) failed at the engine.
+    #[error("connecting to the agent of sandbox container {container} failed: {cause}")]
+    Attach {
+        /// Container name.
+        container: String,
+        /// The engine's error.
+        cause: EngineError,
+    },
+    /// The agent inside the sandbox could not be reached or spoke out of turn (it could not
+    /// start in the image, or the channel to it broke).
+    #[error("the agent of sandbox container {container} {reason}")]
+    Agent {
+        /// Container name.
+        container: String,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
+    /// A session Sandpit cannot serve (opened by an older Sandpit, without the agent inside).
+    #[error("session {session} cannot be served: {reason}")]
+    Incompatible {
+        /// Session id.
+        session: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// No process with that id was started in the session (or it ended and was reported).
+    #[error("no process {pid} in this session; list the session's processes to see which run")]
+    ProcessNotFound {
+        /// The process id asked for.
+        pid: u32,
+    },
+    /// No kernel context with that id.
+    #[error("no context {context} in this session; create one first")]
+    ContextNotFound {
+        /// The context id asked for.
+        context: String,
+    },
     /// Running a command inside the container failed at the engine.
     #[error("running a command in sandbox container {container} failed: {cause}")]
     Exec {
@@ -393,9 +430,14 @@ impl Error {
             | E::InvalidInput(_)
             | E::LibraryInstall { .. }
             | E::BuildImage { .. } => ErrorKind::InvalidInput,
-            E::ImageNotFound { .. } | E::PathNotFound { .. } => ErrorKind::NotFound,
+            E::ImageNotFound { .. }
+            | E::PathNotFound { .. }
+            | E::ProcessNotFound { .. }
+            | E::ContextNotFound { .. } => ErrorKind::NotFound,
             E::PathExists { .. } => ErrorKind::Conflict,
-            E::SessionGone { .. } | E::SessionClosed { .. } => ErrorKind::Gone,
+            E::SessionGone { .. } | E::SessionClosed { .. } | E::Incompatible { .. } => {
+                ErrorKind::Gone
+            }
             E::Timeout { .. } => ErrorKind::Timeout,
             E::PoolExhausted { .. } | E::ExecStart { .. } => ErrorKind::Exhausted,
             E::Refused(_) => ErrorKind::Refused,
@@ -408,6 +450,7 @@ impl Error {
             | E::CreateContainer { cause, .. }
             | E::StartContainer { cause, .. }
             | E::Exec { cause, .. }
+            | E::Attach { cause, .. }
             | E::Upload { cause, .. }
             | E::Download { cause, .. }
             | E::Commit { cause, .. }
@@ -428,6 +471,7 @@ impl Error {
             | E::Setup { .. }
             | E::Io { .. }
             | E::Disk { .. }
+            | E::Agent { .. }
             | E::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -1,14 +1,20 @@
 //! Files in the session's workdir: write, read, list, information, delete, copy, move, make
-//! folders. Every operation runs as the sandbox user, so the kernel's own permission checks
-//! apply, and each path is resolved inside the sandbox (symlinks included) and refused unless
-//! it stays in the workdir.
+//! folders. The sandbox's agent does each one as the sandbox user (the kernel's own permission
+//! checks apply), every path resolved by the kernel beneath the workdir: no `..` and no symlink
+//! leads out, whatever user code planted.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sandpit_agent::frame::MAX_PAYLOAD;
+use sandpit_agent::protocol::{
+    self as wire, AgentError, ErrorKind as AgentErrorKind, EventBody, FileOp, FileRequest, Op,
+    WriteData,
+};
 use serde::Serialize;
 
+use crate::agent::unexpected;
 use crate::error::{Error, Result};
-use crate::exec::{exec_raw, ExecSpec, RawOutput};
+use crate::launch::ids;
 use crate::paths::container_path;
 use crate::runner::User;
 use crate::session::SandboxSession;
@@ -44,6 +50,13 @@ pub struct FileInfo {
     /// Last modification.
     #[serde(serialize_with = "rfc3339")]
     pub modified: SystemTime,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Owner's group id.
+    pub gid: u32,
+    /// Where a symlink points, as written in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symlink_target: Option<String>,
 }
 
 fn octal<S: serde::Serializer>(mode: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -54,11 +67,39 @@ fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> std::result::Result<S:
     s.serialize_str(&crate::time::rfc3339(*t))
 }
 
+impl From<wire::FileInfo> for FileInfo {
+    fn from(f: wire::FileInfo) -> Self {
+        let modified = if f.mtime_ns >= 0 {
+            UNIX_EPOCH + Duration::from_nanos(f.mtime_ns as u64)
+        } else {
+            UNIX_EPOCH
+        };
+        FileInfo {
+            name: f.name,
+            path: f.path,
+            kind: match f.kind {
+                wire::FileKind::File => FileKind::File,
+                wire::FileKind::Dir => FileKind::Dir,
+                wire::FileKind::Symlink => FileKind::Symlink,
+                wire::FileKind::Other => FileKind::Other,
+            },
+            size: f.size,
+            mode: f.mode,
+            modified,
+            uid: f.uid,
+            gid: f.gid,
+            symlink_target: f.symlink_target,
+        }
+    }
+}
+
 /// Options of [`Files::list`].
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
     /// Everything below, not just the folder's own entries.
     pub recursive: bool,
+    /// How many levels down (1: the folder's own entries); overrides `recursive`.
+    pub depth: Option<u32>,
     /// Only entries whose name (or, when the pattern holds a `/`, relative path) matches this
     /// glob: `*` and `?` within a name, `**` across folders.
     pub pattern: Option<String>,
@@ -67,31 +108,8 @@ pub struct ListOptions {
 /// Largest file [`Files::read`] returns (the sandbox's disk is 1 GiB by default).
 pub const MAX_READ: usize = 1 << 30;
 
-/// One script, one operation per call: `sh -c FILES sandpit-files OP WORKDIR ARGS...`.
-/// Exit codes: 2 not found, 3 outside the workdir, 4 not a file, 5 not a folder, 6 the workdir
-/// itself, 7 exists already; anything else is the tool's own failure with its message.
-const FILES: &str = r#"op=$1; W=$2; shift 2
-# Resolves PATH (following every symlink) and refuses it unless it stays in the workdir.
-inside() { r=$(realpath -m -- "$1") || exit 3; case "$r" in "$W"|"$W"/*) ;; *) echo "$1 leads to $r" >&2; exit 3;; esac; }
-# The same for the folder holding PATH, not following PATH itself (a symlink is the thing).
-inside_parent() { inside "$(dirname -- "$1")"; }
-exists() { [ -e "$1" ] || [ -L "$1" ]; }
-info() { find "$1" -maxdepth 0 -printf '%y\t%s\t%m\t%T@\t%p\0'; }
-case "$op" in
-write) inside "$1"; d=$(dirname -- "$1"); mkdir -p -- "$d" || exit 1; inside "$d"; cat >"$1" || exit 1
-       [ -z "${2:-}" ] || chmod "$2" -- "$1" || exit 1; info "$1" ;;
-read) inside "$1"; exists "$1" || exit 2; [ -f "$1" ] || exit 4; exec cat -- "$1" ;;
-list) inside "$1"; exists "$1" || exit 2; [ -d "$1" ] || exit 5
-      if [ "$2" = 1 ]; then find "$1" -mindepth 1 -printf '%y\t%s\t%m\t%T@\t%p\0'
-      else find "$1" -mindepth 1 -maxdepth 1 -printf '%y\t%s\t%m\t%T@\t%p\0'; fi ;;
-info) inside_parent "$1"; exists "$1" || exit 2; info "$1" ;;
-delete) inside_parent "$1"; exists "$1" || exit 2; [ "$(realpath -m -- "$1")" != "$W" ] || exit 6; rm -rf -- "$1" ;;
-copy|move) inside "$1"; inside_parent "$2"; exists "$1" || exit 2; ! exists "$2" || exit 7
-      mkdir -p -- "$(dirname -- "$2")" || exit 1
-      if [ "$op" = copy ]; then cp -a -- "$1" "$2" || exit 1; else mv -- "$1" "$2" || exit 1; fi; info "$2" ;;
-mkdir) inside "$1"; if exists "$1" && [ ! -d "$1" ]; then exit 7; fi; mkdir -p -- "$1" || exit 1; info "$1" ;;
-*) echo "unknown operation $op" >&2; exit 1 ;;
-esac"#;
+/// How long one file operation may take.
+const FILE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The files of one session; see [`SandboxSession::files`].
 #[derive(Debug, Clone, Copy)]
@@ -108,25 +126,22 @@ impl SandboxSession {
 
 impl Files<'_> {
     /// Writes `data` to `path` (folders made as needed), replacing what was there; `mode` sets
-    /// the permission bits (default: the sandbox user's umask).
+    /// the permission bits (default 0644 for a new file).
     pub async fn write(&self, path: &str, data: &[u8], mode: Option<u32>) -> Result<FileInfo> {
-        let target = self.resolve(path)?;
-        self.session.check_open()?;
-        let _running = self.session.inner.install_lock.read().await;
-        let mut args = vec![target.clone()];
+        let rel = self.relative(path)?;
         if let Some(mode) = mode {
             if mode > 0o7777 {
                 return Err(Error::InvalidInput(format!(
                     "mode {mode:o} is not a permission mode such as 644"
                 )));
             }
-            args.push(format!("{mode:o}"));
         }
-        let out = self
-            .run("write", &args, Some(data.to_vec()), 1 << 16)
-            .await?;
-        let out = self.check(out, path)?;
-        self.one(&out.stdout)
+        self.session.check_open()?;
+        let _running = self.session.inner.install_lock.read().await;
+        let root = self.session.inner.workdir.clone();
+        self.session
+            .write_file(&root, User::Sandbox, &rel, data, mode, path)
+            .await
     }
 
     /// Writes text to `path`.
@@ -136,15 +151,12 @@ impl Files<'_> {
 
     /// The bytes of the file at `path`.
     pub async fn read(&self, path: &str) -> Result<Vec<u8>> {
-        let target = self.resolve(path)?;
-        let out = self.run("read", &[target], None, MAX_READ).await?;
-        if out.truncated {
-            return Err(Error::InvalidInput(format!(
-                "{path} is larger than {} MiB; copy it out with copy_from_runtime",
-                MAX_READ >> 20
-            )));
-        }
-        Ok(self.check(out, path)?.stdout)
+        let rel = self.relative(path)?;
+        self.session.check_open()?;
+        let root = self.session.inner.workdir.clone();
+        self.session
+            .read_file(&root, User::Sandbox, &rel, MAX_READ, path)
+            .await
     }
 
     /// The file at `path` as text (lossy UTF-8).
@@ -154,13 +166,19 @@ impl Files<'_> {
 
     /// The entries of the folder at `path` (`.` or `""` for the workdir).
     pub async fn list(&self, path: &str, options: &ListOptions) -> Result<Vec<FileInfo>> {
-        let target = self.resolve_or_workdir(path)?;
-        let recursive = if options.recursive { "1" } else { "0" };
-        let out = self
-            .run("list", &[target, recursive.into()], None, 64 << 20)
+        let rel = self.relative_or_workdir(path)?;
+        self.session.check_open()?;
+        let depth = options.depth.or((!options.recursive).then_some(1));
+        if depth == Some(0) {
+            return Err(Error::InvalidInput(
+                "a listing's depth is at least 1 (the folder's own entries)".into(),
+            ));
+        }
+        let root = self.session.inner.workdir.clone();
+        let mut entries = self
+            .session
+            .list_files(&root, User::Sandbox, &rel, depth, path)
             .await?;
-        let out = self.check(out, path)?;
-        let mut entries = self.parse(&out.stdout)?;
         if let Some(pattern) = &options.pattern {
             entries.retain(|e| {
                 if pattern.contains('/') {
@@ -176,10 +194,8 @@ impl Files<'_> {
 
     /// What is at `path` (a symlink is described, not followed).
     pub async fn info(&self, path: &str) -> Result<FileInfo> {
-        let target = self.resolve_or_workdir(path)?;
-        let out = self.run("info", &[target], None, 1 << 16).await?;
-        let out = self.check(out, path)?;
-        self.one(&out.stdout)
+        let rel = self.relative_or_workdir(path)?;
+        self.one(FileOp::Stat { path: rel }, path).await
     }
 
     /// True when something is at `path`.
@@ -193,39 +209,74 @@ impl Files<'_> {
 
     /// Removes the file, or the folder with everything in it (never the workdir itself).
     pub async fn delete(&self, path: &str) -> Result<()> {
-        let target = self.resolve(path)?;
-        let out = self.run("delete", &[target], None, 1 << 16).await?;
-        self.check(out, path).map(|_| ())
+        let rel = self.relative(path)?;
+        self.session.check_open()?;
+        let root = self.session.inner.workdir.clone();
+        self.session
+            .file_op(&root, User::Sandbox, FileOp::Remove { path: rel }, path)
+            .await
+            .map(|_| ())
     }
 
-    /// Copies a file or folder (modes kept); the destination must not exist.
+    /// Copies a file or folder (modes kept), making the destination's folders; the destination
+    /// must not exist.
     pub async fn copy(&self, from: &str, to: &str) -> Result<FileInfo> {
-        self.two("copy", from, to).await
+        let (a, b) = (self.relative(from)?, self.relative(to)?);
+        self.make_parent(&b, to).await?;
+        self.one(FileOp::Copy { from: a, to: b }, &format!("{from} -> {to}"))
+            .await
     }
 
-    /// Moves (renames) a file or folder; the destination must not exist.
+    /// Moves (renames) a file or folder, making the destination's folders; the destination must
+    /// not exist.
     pub async fn rename(&self, from: &str, to: &str) -> Result<FileInfo> {
-        self.two("move", from, to).await
+        let (a, b) = (self.relative(from)?, self.relative(to)?);
+        self.make_parent(&b, to).await?;
+        self.one(FileOp::Move { from: a, to: b }, &format!("{from} -> {to}"))
+            .await
+    }
+
+    /// Makes the folders that hold `rel`.
+    async fn make_parent(&self, rel: &str, shown: &str) -> Result<()> {
+        match rel.rsplit_once('/') {
+            Some((parent, _)) if !parent.is_empty() => self
+                .one(
+                    FileOp::Mkdir {
+                        path: parent.to_string(),
+                    },
+                    shown,
+                )
+                .await
+                .map(|_| ()),
+            _ => Ok(()),
+        }
     }
 
     /// Makes a folder, with its parents; one that exists is fine.
     pub async fn mkdir(&self, path: &str) -> Result<FileInfo> {
-        let target = self.resolve(path)?;
-        let out = self.run("mkdir", &[target], None, 1 << 16).await?;
-        let out = self.check(out, path)?;
-        self.one(&out.stdout)
+        let rel = self.relative(path)?;
+        self.one(FileOp::Mkdir { path: rel }, path).await
     }
 
-    async fn two(&self, op: &str, from: &str, to: &str) -> Result<FileInfo> {
-        let (a, b) = (self.resolve(from)?, self.resolve(to)?);
-        let out = self.run(op, &[a, b], None, 1 << 16).await?;
-        let out = self.check(out, &format!("{from} -> {to}"))?;
-        self.one(&out.stdout)
+    async fn one(&self, op: FileOp, shown: &str) -> Result<FileInfo> {
+        self.session.check_open()?;
+        let root = self.session.inner.workdir.clone();
+        match self
+            .session
+            .file_op(&root, User::Sandbox, op, shown)
+            .await?
+        {
+            EventBody::File(info) => Ok(info.into()),
+            other => Err(Error::Agent {
+                container: self.session.inner.container.clone(),
+                reason: format!("answered a file operation with {other:?}"),
+            }),
+        }
     }
 
-    /// The absolute path for `path`, refused unless it lies in the workdir (checked again
-    /// inside the sandbox, where symlinks are resolved).
-    fn resolve(&self, path: &str) -> Result<String> {
+    /// `path` relative to the workdir, refused unless it lies in it (the agent checks again,
+    /// with the kernel resolving symlinks).
+    fn relative(&self, path: &str) -> Result<String> {
         let workdir = &self.session.inner.workdir;
         let full = container_path(workdir, path)?;
         if full == *workdir {
@@ -234,142 +285,233 @@ impl Files<'_> {
                 reason: "that is the workdir itself; name a file or folder in it".into(),
             });
         }
-        if !full.starts_with(&format!("{workdir}/")) {
-            return Err(Error::InvalidPath {
+        full.strip_prefix(&format!("{workdir}/"))
+            .map(str::to_string)
+            .ok_or_else(|| Error::InvalidPath {
                 path: path.into(),
                 reason: format!("files live in the workdir {workdir}; give a path inside it"),
-            });
-        }
-        Ok(full)
+            })
     }
 
-    fn resolve_or_workdir(&self, path: &str) -> Result<String> {
+    fn relative_or_workdir(&self, path: &str) -> Result<String> {
         let trimmed = path.trim();
         if trimmed.is_empty()
             || trimmed == "."
             || trimmed == "./"
             || trimmed == self.session.inner.workdir
         {
-            return Ok(self.session.inner.workdir.clone());
+            return Ok(String::new());
         }
-        self.resolve(path)
+        self.relative(path)
     }
+}
 
-    async fn run(
+impl SandboxSession {
+    /// One file operation answered by one event, beneath `root` as `user`; `shown` names the
+    /// path in errors.
+    pub(crate) async fn file_op(
         &self,
-        op: &str,
-        args: &[String],
-        stdin: Option<Vec<u8>>,
-        output_limit: usize,
-    ) -> Result<RawOutput> {
-        let inner = &self.session.inner;
-        self.session.check_open()?;
-        let mut argv = vec![
-            "/bin/sh".to_string(),
-            "-c".into(),
-            FILES.into(),
-            "sandpit-files".into(),
-            op.into(),
-            inner.workdir.clone(),
-        ];
-        argv.extend(args.iter().cloned());
-        exec_raw(
-            &inner.engine,
-            &inner.container,
-            ExecSpec {
-                argv,
-                user: User::Sandbox,
-                env: Vec::new(),
-                workdir: inner.workdir.clone(),
-                timeout: Duration::from_secs(300),
-                output_limit,
-                inline_file: None,
-                stdin_path: None,
-                stdin_data: stdin,
-                sink: None,
-                watch: inner.gvisor,
-                nproc: inner.gvisor.then_some(inner.policy.max_processes),
-                stats: false,
+        root: &str,
+        user: User,
+        op: FileOp,
+        shown: &str,
+    ) -> Result<EventBody> {
+        let request = Op::File(FileRequest {
+            root: root.to_string(),
+            user: ids(user),
+            op,
+        });
+        let answer = tokio::time::timeout(FILE_TIMEOUT, self.ask(request, &[]))
+            .await
+            .map_err(|_| file_timeout(shown))??;
+        match answer {
+            Ok((body, _)) => Ok(body),
+            Err(e) => Err(file_error(&self.inner.container, shown, e)),
+        }
+    }
+
+    /// Writes `data` to `rel` beneath `root`, streamed in frames.
+    pub(crate) async fn write_file(
+        &self,
+        root: &str,
+        user: User,
+        rel: &str,
+        data: &[u8],
+        mode: Option<u32>,
+        shown: &str,
+    ) -> Result<FileInfo> {
+        let agent = self.agent().await?;
+        let request = Op::File(FileRequest {
+            root: root.to_string(),
+            user: ids(user),
+            op: FileOp::Write {
+                path: rel.to_string(),
+                mode,
+                parents: true,
             },
-        )
-        .await
-    }
-
-    /// Turns the script's exit code into the error it stands for.
-    fn check(&self, out: RawOutput, path: &str) -> Result<RawOutput> {
-        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let invalid = |reason: String| Error::InvalidPath {
-            path: path.to_string(),
-            reason,
-        };
-        match out.exit_code {
-            0 => Ok(out),
-            _ if out.timed_out => Err(Error::Timeout {
-                operation: format!("the file operation on {path}"),
-                after: Duration::from_secs(300),
-            }),
-            2 => Err(Error::PathNotFound {
-                path: path.to_string(),
-                in_sandbox: true,
-            }),
-            3 => Err(invalid(format!(
-                "it leads out of the workdir ({said}); files live in the workdir"
-            ))),
-            4 => Err(invalid("it is not a file".into())),
-            5 => Err(invalid("it is not a folder".into())),
-            6 => Err(invalid("that is the workdir itself".into())),
-            7 => Err(Error::PathExists {
-                path: path.to_string(),
-            }),
-            code => Err(Error::InvalidInput(format!(
-                "{path}: the file operation failed (exit code {code}): {said}"
-            ))),
-        }
-    }
-
-    fn one(&self, listing: &[u8]) -> Result<FileInfo> {
-        self.parse(listing)?.into_iter().next().ok_or_else(|| {
-            Error::Internal("the sandbox described no file after the operation".into())
+        });
+        let written = tokio::time::timeout(FILE_TIMEOUT, async {
+            let call = agent.call(request, &[]).await?;
+            let mut chunks: Vec<&[u8]> = data.chunks(MAX_PAYLOAD).collect();
+            if chunks.is_empty() {
+                chunks.push(&[]);
+            }
+            let last = chunks.len() - 1;
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                let eof = i == last;
+                call.send(Op::WriteData(WriteData { eof }), chunk).await?;
+            }
+            call.answer().await
         })
+        .await
+        .map_err(|_| file_timeout(shown))?;
+        match written {
+            Ok((EventBody::File(info), _)) => Ok(info.into()),
+            Ok((EventBody::Error(e), _)) => Err(file_error(&self.inner.container, shown, e)),
+            Ok((other, _)) => Err(Error::Agent {
+                container: self.inner.container.clone(),
+                reason: format!("answered a write with {other:?}"),
+            }),
+            Err(e) => Err(self.explain_lost(e).await),
+        }
     }
 
-    /// Parses `find -printf '%y\t%s\t%m\t%T@\t%p\0'` records.
-    fn parse(&self, listing: &[u8]) -> Result<Vec<FileInfo>> {
-        let workdir = &self.session.inner.workdir;
-        let mut out = Vec::new();
-        for record in listing.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-            let text = String::from_utf8_lossy(record);
-            let mut fields = text.splitn(5, '\t');
-            let (Some(kind), Some(size), Some(mode), Some(mtime), Some(full)) = (
-                fields.next(),
-                fields.next(),
-                fields.next(),
-                fields.next(),
-                fields.next(),
-            ) else {
-                continue;
-            };
-            let rel = full
-                .strip_prefix(workdir.as_str())
-                .unwrap_or(full)
-                .trim_start_matches('/')
-                .to_string();
-            let secs: f64 = mtime.parse().unwrap_or(0.0);
-            out.push(FileInfo {
-                name: rel.rsplit('/').next().unwrap_or(&rel).to_string(),
-                path: rel,
-                kind: match kind {
-                    "f" => FileKind::File,
-                    "d" => FileKind::Dir,
-                    "l" => FileKind::Symlink,
-                    _ => FileKind::Other,
-                },
-                size: size.parse().unwrap_or(0),
-                mode: u32::from_str_radix(mode, 8).unwrap_or(0),
-                modified: UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)),
-            });
+    /// The bytes of `rel` beneath `root`, at most `limit` of them.
+    pub(crate) async fn read_file(
+        &self,
+        root: &str,
+        user: User,
+        rel: &str,
+        limit: usize,
+        shown: &str,
+    ) -> Result<Vec<u8>> {
+        let agent = self.agent().await?;
+        let request = Op::File(FileRequest {
+            root: root.to_string(),
+            user: ids(user),
+            op: FileOp::Read {
+                path: rel.to_string(),
+            },
+        });
+        let read = tokio::time::timeout(FILE_TIMEOUT, async {
+            let mut call = agent.call(request, &[]).await?;
+            let mut data = Vec::new();
+            while let Some((event, payload)) = call.next().await? {
+                match event {
+                    EventBody::Data { .. } => {
+                        if data.len() + payload.len() > limit {
+                            return Ok(Err(Error::InvalidInput(format!(
+                                "{shown} is larger than {} MiB; copy it out with copy_from_runtime",
+                                limit >> 20
+                            ))));
+                        }
+                        data.extend_from_slice(&payload);
+                    }
+                    EventBody::Error(e) => {
+                        return Ok(Err(file_error(&self.inner.container, shown, e)))
+                    }
+                    other => {
+                        return Ok(Err(Error::Agent {
+                            container: self.inner.container.clone(),
+                            reason: format!("answered a read with {other:?}"),
+                        }))
+                    }
+                }
+            }
+            Ok(Ok(data))
+        })
+        .await
+        .map_err(|_| file_timeout(shown))?;
+        match read {
+            Ok(result) => result,
+            Err(e) => Err(self.explain_lost(e).await),
         }
-        Ok(out)
+    }
+
+    /// The entries of `rel` beneath `root`, `depth` levels down (`None`: all).
+    pub(crate) async fn list_files(
+        &self,
+        root: &str,
+        user: User,
+        rel: &str,
+        depth: Option<u32>,
+        shown: &str,
+    ) -> Result<Vec<FileInfo>> {
+        let agent = self.agent().await?;
+        let request = Op::File(FileRequest {
+            root: root.to_string(),
+            user: ids(user),
+            op: FileOp::List {
+                path: rel.to_string(),
+                depth,
+            },
+        });
+        let listed = tokio::time::timeout(FILE_TIMEOUT, async {
+            let mut call = agent.call(request, &[]).await?;
+            let mut entries = Vec::new();
+            while let Some((event, _)) = call.next().await? {
+                match event {
+                    EventBody::Listing { entries: batch, .. } => {
+                        entries.extend(batch.into_iter().map(FileInfo::from))
+                    }
+                    EventBody::Error(e) => {
+                        return Ok(Err(file_error(&self.inner.container, shown, e)))
+                    }
+                    other => {
+                        return Ok(Err(Error::Agent {
+                            container: self.inner.container.clone(),
+                            reason: format!("answered a listing with {other:?}"),
+                        }))
+                    }
+                }
+            }
+            Ok(Ok(entries))
+        })
+        .await
+        .map_err(|_| file_timeout(shown))?;
+        match listed {
+            Ok(result) => result,
+            Err(e) => Err(self.explain_lost(e).await),
+        }
+    }
+}
+
+fn file_timeout(shown: &str) -> Error {
+    Error::Timeout {
+        operation: format!("the file operation on {shown}"),
+        after: FILE_TIMEOUT,
+    }
+}
+
+/// The agent's refusal of a file operation as the error a caller acts on.
+fn file_error(container: &str, shown: &str, e: AgentError) -> Error {
+    let invalid = |reason: String| Error::InvalidPath {
+        path: shown.to_string(),
+        reason,
+    };
+    match e.kind {
+        AgentErrorKind::NotFound => Error::PathNotFound {
+            path: shown.to_string(),
+            in_sandbox: true,
+        },
+        AgentErrorKind::Exists => Error::PathExists {
+            path: shown.to_string(),
+        },
+        AgentErrorKind::Outside => invalid(format!(
+            "it leads out of the workdir ({}); files live in the workdir",
+            e.message
+        )),
+        AgentErrorKind::NotADirectory => invalid(format!("it is not a folder ({})", e.message)),
+        AgentErrorKind::IsADirectory => invalid(format!("it is a folder ({})", e.message)),
+        AgentErrorKind::PermissionDenied => {
+            invalid(format!("the sandbox user may not do that ({})", e.message))
+        }
+        AgentErrorKind::NoSpace => Error::InvalidInput(format!(
+            "{shown}: the sandbox's disk is full ({}); delete files or ask for a larger disk",
+            e.message
+        )),
+        AgentErrorKind::InvalidRequest => invalid(e.message),
+        _ => unexpected(container, &format!("the file operation on {shown}"), e),
     }
 }
 

@@ -2,10 +2,10 @@
 //! run and every process of user code stopped meanwhile.
 
 use crate::error::{Error, Result};
-use crate::exec::exec_error;
 use crate::policy::Network;
 use crate::session::SandboxSession;
-use crate::step::{shell, Step, HOUSEKEEPING};
+use crate::state::engine_error;
+use crate::step::libc_signal;
 
 impl SandboxSession {
     /// Installs libraries not yet installed in this session; each is installed once.
@@ -52,7 +52,7 @@ impl SandboxSession {
         let _alone = inner.install_lock.write().await;
         if attach {
             if let Err(e) = self.attach_network().await {
-                let _ = self.signal_user_processes("CONT").await;
+                let _ = self.signal_user_processes(libc_signal::CONT).await;
                 return Err(e);
             }
         }
@@ -65,7 +65,7 @@ impl SandboxSession {
         }
         if attach {
             self.detach_network().await?;
-            self.signal_user_processes("CONT").await?;
+            self.signal_user_processes(libc_signal::CONT).await?;
         }
         installed?;
         self.mark_installed(what.to_vec());
@@ -126,20 +126,12 @@ impl SandboxSession {
     /// nothing of the user's ever runs while the container has a network.
     async fn attach_network(&self) -> Result<()> {
         let inner = &self.inner;
-        self.signal_user_processes("STOP").await?;
+        self.signal_user_processes(libc_signal::STOP).await?;
         inner
             .engine
             .connect_network(&inner.container, "bridge")
             .await
             .map_err(|e| network_error(&inner.container, e))
-    }
-
-    /// Sends a signal to every process of the sandbox user but the sender.
-    async fn signal_user_processes(&self, signal: &str) -> Result<()> {
-        let sweep = shell(&format!("kill -{signal} -1 2>/dev/null; true"));
-        self.exec_step(Step::new(&sweep, HOUSEKEEPING))
-            .await
-            .map(|_| ())
     }
 
     async fn detach_network(&self) -> Result<()> {
@@ -167,7 +159,7 @@ pub(crate) fn tail(text: &str, lines: usize) -> String {
 }
 
 fn network_error(container: &str, e: sandpit_engine::EngineError) -> Error {
-    match exec_error(container, e) {
+    match engine_error(container, e) {
         Error::Exec { container, cause } => Error::Network { container, cause },
         other => other,
     }

@@ -16,6 +16,9 @@ pub const OWNER: &str = "sandpit.owner";
 pub const MANAGED: &str = "sandpit.managed";
 /// The session's settings (JSON), so that another process can adopt it.
 pub const CONFIG: &str = "sandpit.config";
+/// The agent protocol the sandbox's agent speaks; absent on sessions opened by a Sandpit
+/// without an agent inside.
+pub const AGENT: &str = "sandpit.agent-protocol";
 /// Prefix of labels the caller chose (`sandpit.meta.KEY`).
 pub const META_PREFIX: &str = "sandpit.meta.";
 

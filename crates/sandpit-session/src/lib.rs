@@ -8,10 +8,13 @@
 #![deny(missing_docs)]
 
 mod adopt;
+mod agent;
 mod agent_binary;
 pub mod archive;
 mod artifacts;
+mod background;
 mod builder;
+mod capped;
 mod close;
 mod command;
 mod copy;
@@ -20,7 +23,6 @@ mod disk;
 mod drop_worker;
 mod env;
 mod error;
-mod exec;
 mod files;
 mod gc;
 mod ids;
@@ -29,6 +31,7 @@ mod install;
 mod kernel;
 pub mod labels;
 mod language;
+mod launch;
 mod library_image;
 mod open;
 mod output;
@@ -37,15 +40,18 @@ mod paths;
 mod pause;
 mod policy;
 mod pool;
+mod reset;
 mod restart;
 mod run;
 mod runner;
 mod session;
 mod settings;
+mod state;
 mod step;
 pub mod time;
 mod usage;
 
+pub use background::{ProcessEvent, ProcessExit, ProcessHandle, ProcessInfo, Signal, SpawnOptions};
 pub use builder::{parse_size, SessionBuilder};
 pub use command::CommandOptions;
 pub use disk::loop_disks_available;
@@ -53,7 +59,9 @@ pub use drop_worker::wait_for_drops;
 pub use error::{Error, ErrorKind, Result};
 pub use files::{glob_match, FileInfo, FileKind, Files, ListOptions, MAX_READ};
 pub use gc::{gc, GcReport};
-pub use kernel::{ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle};
+pub use kernel::{
+    ContextInfo, ExecuteOptions, ExecuteResult, ExecutionError, MimeBundle, DEFAULT_CONTEXT,
+};
 pub use language::{Language, UnknownLanguage};
 pub use output::{Artifact, ExecOutput, OutputChunk, OutputSink, RunResult, RunUsage, StreamKind};
 pub use packages::PackageSpec;

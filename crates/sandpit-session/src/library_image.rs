@@ -1,33 +1,28 @@
-//! Libraries for sessions whose runtime cannot get a network while it runs (gVisor): they are
-//! installed once into an image, in a helper container under the engine's default runtime,
-//! and sessions start from that image. The image is kept and reused for the same base image
-//! and libraries.
+//! Libraries for sessions that cannot get a network while they run (gVisor) or cannot write
+//! outside memory (a recyclable sandbox): they are installed once into an image, in a helper
+//! session under the engine's default runtime, and sessions start from that image. The image
+//! is kept and reused for the same base image and libraries.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sandpit_engine::{Engine, Progress};
 
-use crate::archive::{ArchiveBuilder, ROOT_OWNER};
 use crate::builder::SessionBuilder;
-use crate::close::remove_container;
-use crate::error::{Error, Result};
-use crate::exec::{exec, ExecSpec};
+use crate::error::Result;
 use crate::image::image_exists;
-use crate::labels;
+use crate::policy::{Network, RuntimeChoice};
 use crate::runner::Runner;
-use crate::settings::{container_spec, ContainerPlan, NetworkPlan, CA_PATH};
 
-/// How long the helper container may live if this process dies mid-install.
+/// How long the helper session may live if this process dies mid-install.
 const HELPER_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// The tag of `base` with `libraries` installed, built when missing.
+/// The tag of `base` with `libraries` installed, built when missing: a helper session on the
+/// engine's default runtime with the bridge network installs them, and its close commits it.
 pub(crate) async fn library_image(
     engine: &Engine,
     base: &str,
     runner: &dyn Runner,
     libraries: &[String],
-    extra_ca: Option<&[u8]>,
     b: &SessionBuilder,
     progress: &Progress,
 ) -> Result<String> {
@@ -36,131 +31,45 @@ pub(crate) async fn library_image(
         return Ok(tag);
     }
     progress(&format!(
-        "installing {} into {tag} (the session's runtime cannot reach a network later)",
+        "installing {} into {tag} (the session cannot reach a network later)",
         libraries.join(", ")
     ));
-    let helper = format!("sandpit-libs-{}", crate::ids::random_hex(12));
-    let expires = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .saturating_add(HELPER_LIFETIME)
-        .as_secs();
-    let network = NetworkPlan {
-        create_with: "bridge".into(),
-        detach_before_start: false,
-        detach_after_open_install: false,
-    };
     let mut policy = b.policy.clone();
-    policy.runtime = crate::policy::RuntimeChoice::EngineDefault;
-    let spec = container_spec(&ContainerPlan {
-        name: &helper,
-        image: base,
-        workdir: &b.workdir,
-        extra_ca: extra_ca.is_some(),
-        labels: HashMap::from([
-            (labels::MANAGED.to_string(), "true".to_string()),
-            (labels::EXPIRES_AT.to_string(), expires.to_string()),
-            (labels::PROCESS.to_string(), labels::this_process()),
-        ]),
-        policy: &policy,
-        network: &network,
-        volume: None,
-        storage_quota: false,
-        runtime: None,
-        gvisor: false,
-    });
-    engine.create_container(&spec).await.map_err(|e| {
-        Error::engine(e, |cause| Error::CreateContainer {
-            image: base.to_string(),
-            cause,
-        })
-    })?;
-    let built = install_and_commit(engine, &helper, &tag, runner, libraries, extra_ca, b).await;
-    remove_container(engine, &helper).await?;
-    built.map(|()| tag)
-}
-
-async fn install_and_commit(
-    engine: &Engine,
-    helper: &str,
-    tag: &str,
-    runner: &dyn Runner,
-    libraries: &[String],
-    extra_ca: Option<&[u8]>,
-    b: &SessionBuilder,
-) -> Result<()> {
-    let engine_error = |op: &'static str| {
-        move |cause| match op {
-            "upload" => Error::Upload {
-                container: helper.to_string(),
-                path: "/".into(),
-                cause,
-            },
-            "start" => Error::StartContainer {
-                container: helper.to_string(),
-                cause,
-            },
-            _ => Error::Commit {
-                container: helper.to_string(),
-                image: tag.to_string(),
-                cause,
-            },
-        }
+    policy.runtime = RuntimeChoice::EngineDefault;
+    // Only the installs run here, with the network they need.
+    policy.network = Network::Bridge;
+    let mut helper = SessionBuilder {
+        runner: b.runner.clone(),
+        image: Some(base.to_string()),
+        dockerfile: None,
+        keep_template: true,
+        template_tag: Some(tag.clone()),
+        workdir: b.workdir.clone(),
+        env: b.env.clone(),
+        extra_ca: b.extra_ca.clone(),
+        connection: None,
+        engine: Some(engine.clone()),
+        policy,
+        lifetime: HELPER_LIFETIME,
+        progress: b.progress.clone(),
+        libraries: Vec::new(),
+        late_installs: true,
+        recyclable: false,
+        tied_to_process: true,
+        ..SessionBuilder::new()
     };
-    if let Some(pem) = extra_ca {
-        let mut archive = ArchiveBuilder::new();
-        archive
-            .dir("/etc/sandpit", ROOT_OWNER, 0o755)?
-            .file(CA_PATH, pem, ROOT_OWNER, 0o644)?;
-        engine
-            .upload_bytes(helper, "/", archive.finish()?)
-            .await
-            .map_err(|e| Error::engine(e, engine_error("upload")))?;
-    }
-    engine
-        .start_container(helper)
-        .await
-        .map_err(|e| Error::engine(e, engine_error("start")))?;
-    for step in runner.setup().into_iter().chain(runner.install(libraries)) {
-        let mut env = b.env.clone();
-        env.extend(step.env.iter().cloned());
-        let out = exec(
-            engine,
-            helper,
-            ExecSpec {
-                argv: step.argv.clone(),
-                user: step.user,
-                env,
-                workdir: b.workdir.clone(),
-                timeout: b.install_timeout,
-                output_limit: b.output_limit,
-                inline_file: None,
-                stdin_path: None,
-                stdin_data: None,
-                sink: None,
-                watch: false,
-                nproc: None,
-                stats: false,
-            },
-        )
-        .await?;
-        if !out.success() {
-            let text = if out.stderr.trim().is_empty() {
-                out.stdout
-            } else {
-                out.stderr
-            };
-            return Err(Error::LibraryInstall {
-                libraries: libraries.join(", "),
-                exit_code: out.exit_code,
-                message: crate::install::tail(&text, 20),
-            });
+    helper.install_timeout = b.install_timeout;
+    helper.output_limit = b.output_limit;
+    // Boxed: opening a session may build a library image, which opens a session.
+    let session = Box::pin(helper.open()).await?;
+    match session.install(libraries).await {
+        Ok(()) => session.close().await?,
+        Err(e) => {
+            session.discard().await?;
+            return Err(e);
         }
     }
-    engine
-        .commit_container(helper, tag)
-        .await
-        .map_err(|e| Error::engine(e, engine_error("commit")))
+    Ok(tag)
 }
 
 /// A tag naming the base image and the set of libraries (order and repeats do not matter).

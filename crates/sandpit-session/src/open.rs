@@ -1,30 +1,30 @@
-//! Opening: connect, provide the image, create the container with labels and limits, start it,
-//! run the language's setup, install the libraries asked for.
+//! Opening: connect, provide the image, create the container with the agent as its PID 1,
+//! limits, security options and labels, start it, say hello to the agent, place Sandpit's own
+//! files, run the language's setup, install the libraries asked for. What an open made so far
+//! is undone by one guard when it fails or is abandoned.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sandpit_agent::protocol::{FileOp, PROTOCOL_VERSION};
 use sandpit_engine::{Engine, EngineInfo, VolumeSpec};
 
-use crate::archive::{ArchiveBuilder, ROOT_OWNER};
+use crate::agent::{volume, Agent, Pending};
 use crate::builder::SessionBuilder;
-use crate::close::{remove_container, remove_volume};
+use crate::close::ClosePlan;
 use crate::disk::{loop_disks_available, LoopDisk};
 use crate::error::{Error, Result};
-use crate::exec::{exec, ExecSpec};
-use crate::image::{build_dockerfile, ensure_default_image, ensure_image, quiet, remove_image};
+use crate::image::{build_dockerfile, ensure_default_image, ensure_image, quiet};
 use crate::labels;
 use crate::policy::RuntimeChoice;
+use crate::runner::User;
 use crate::session::{CloseProgress, Inner, SandboxSession};
 use crate::settings::{
-    container_spec, network_plan, ContainerPlan, NetworkPlan, CA_PATH, SANDBOX_UID,
+    container_spec, network_plan, ContainerPlan, NetworkPlan, CA_PATH, SANDBOX_UID, SANDPIT_ETC,
 };
-
-/// A root-owned folder where Sandpit places files for user code (stdin), which user code
-/// can read but not fill.
-pub(crate) const IO_DIR: &str = "/var/lib/sandpit-io";
+use crate::step::Step;
 
 impl SessionBuilder {
     /// Opens the session: connect, make sure the image exists, create and start the container,
@@ -42,6 +42,62 @@ struct Prepared {
     hotplug: bool,
     volume: Option<String>,
     disk: Option<LoopDisk>,
+}
+
+/// Undoes what an open made so far: explicitly ([`OpenGuard::undo`]) when a step fails, through
+/// the drop worker when the open is abandoned (its future dropped); released once the session
+/// exists and its own close takes over.
+struct OpenGuard {
+    engine: Engine,
+    plan: Option<ClosePlan>,
+}
+
+impl OpenGuard {
+    fn new(engine: &Engine, container: &str, workdir: &str) -> Self {
+        OpenGuard {
+            engine: engine.clone(),
+            plan: Some(ClosePlan {
+                container: container.to_string(),
+                commit_to: None,
+                remove_image: None,
+                workdir: workdir.to_string(),
+                volume: None,
+                disk: None,
+            }),
+        }
+    }
+
+    fn plan(&mut self) -> &mut ClosePlan {
+        self.plan.as_mut().expect("an armed guard has a plan")
+    }
+
+    /// Removes what was made, now.
+    async fn undo(mut self) {
+        if let Some(plan) = self.plan.take() {
+            if let Err(e) = plan
+                .execute(&self.engine, &mut CloseProgress::default())
+                .await
+            {
+                tracing::warn!("undoing the open of {}: {e}", plan.container);
+            }
+        }
+    }
+
+    fn release(mut self) {
+        self.plan = None;
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        if let Some(plan) = self.plan.take() {
+            tracing::debug!(
+                "an open of {} was abandoned; removing what it made",
+                plan.container
+            );
+            crate::drop_worker::submit(self.engine.clone(), plan, false);
+        }
+    }
 }
 
 async fn open(b: SessionBuilder) -> Result<SandboxSession> {
@@ -65,82 +121,85 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
             None => crate::connect_env().await?,
         },
     };
-
     let id = crate::ids::random_hex(12);
+    let container = format!("sandpit-{}-{id}", runner.language());
+    let mut guard = OpenGuard::new(&engine, &container, &b.workdir);
+    match build(&b, &engine, &id, &container, &mut guard).await {
+        Ok((session, network)) => {
+            // The session's own close takes over.
+            guard.release();
+            let libraries: Vec<String> = b.libraries.iter().map(|l| l.trim().to_string()).collect();
+            if let Err(e) = finish_setup(&session, &libraries, &network, extra_ca.as_deref()).await
+            {
+                let _ = session.close().await;
+                return Err(e);
+            }
+            Ok(session)
+        }
+        Err(e) => {
+            guard.undo().await;
+            Err(e)
+        }
+    }
+}
+
+/// Everything up to a running container whose agent said hello.
+async fn build(
+    b: &SessionBuilder,
+    engine: &Engine,
+    id: &str,
+    container: &str,
+    guard: &mut OpenGuard,
+) -> Result<(SandboxSession, NetworkPlan)> {
+    let runner = b.runner.clone().expect("checked by open");
     let language = runner.language();
     let t0 = std::time::Instant::now();
-    let log_id = id.clone();
-    let step = move |what: &str| tracing::debug!(target: "sandpit::open", "{log_id}: {what} after {:?}", t0.elapsed());
-    let mut labels = session_labels(&id, language.name(), &b);
+    let step = |what: &str| tracing::debug!(target: "sandpit::open", "{id}: {what} after {:?}", t0.elapsed());
+    let mut labels = session_labels(id, language.name(), b);
     let progress = b.progress.clone().unwrap_or_else(quiet);
     let image_step = async {
         if let Some(dockerfile) = &b.dockerfile {
             let tag = format!("sandpit-build/{language}-{id}:latest");
-            build_dockerfile(&engine, dockerfile, &tag, &progress).await?;
+            build_dockerfile(engine, dockerfile, &tag, &progress).await?;
             Ok((tag, true))
         } else if let Some(image) = &b.image {
-            ensure_image(&engine, image, &progress).await?;
+            ensure_image(engine, image, &progress).await?;
             Ok((image.clone(), false))
         } else {
             let spec = runner.default_image();
-            ensure_default_image(&engine, &spec, &progress).await?;
+            ensure_default_image(engine, &spec, &progress).await?;
             Ok((spec.tag, false))
         }
     };
     // The workdir's disk is prepared while the image is checked (the engine mounts it at create).
-    let prepare_step = prepare(&engine, &b, &id, &labels);
+    let prepare_step = prepare(engine, b, id, &labels);
     let (provided, prepared): (Result<(String, bool)>, Result<Prepared>) =
         tokio::join!(image_step, prepare_step);
+    if let Ok((image, true)) = &provided {
+        guard.plan().remove_image = (!b.keep_template).then(|| image.clone());
+    }
+    if let Ok(p) = &prepared {
+        guard.plan().volume = p.volume.clone();
+        guard.plan().disk = p.disk.clone();
+    }
+    let (mut image, built_image) = provided?;
+    let prepared = prepared?;
     step("image checked and disk prepared");
-    let (prepared, (mut image, built_image)) = match (prepared, provided) {
-        (Ok(p), Ok(i)) => (p, i),
-        (prepared, provided) => {
-            if let Ok(p) = &prepared {
-                discard_disk(&engine, p).await;
-            }
-            if let Ok((image, true)) = &provided {
-                let _ = remove_image(&engine, image).await;
-            }
-            return Err(prepared.err().or(provided.err()).expect("one step failed"));
-        }
-    };
 
-    // From here a caller that stops waiting (a dropped future) leaves nothing behind: the
-    // guard hands what exists so far to the drop worker.
-    let mut guard = OpenGuard {
-        engine: engine.clone(),
-        plan: Some(crate::close::ClosePlan {
-            container: format!("sandpit-{language}-{id}"),
-            commit_to: None,
-            remove_image: (built_image && !b.keep_template).then(|| image.clone()),
-            workdir: b.workdir.clone(),
-            volume: prepared.volume.clone(),
-            disk: prepared.disk.clone(),
-        }),
-    };
-
-    // Without network hot-plug (gVisor), libraries go into an image first.
+    // Without network hot-plug (gVisor) or a writable root (a recyclable sandbox), libraries
+    // go into an image first.
     let libraries: Vec<String> = b.libraries.iter().map(|l| l.trim().to_string()).collect();
-    let libraries_in_image = !libraries.is_empty() && !prepared.hotplug;
+    let libraries_in_image = !libraries.is_empty() && (!prepared.hotplug || b.recyclable);
     if libraries_in_image {
-        match crate::library_image::library_image(
-            &engine,
+        image = crate::library_image::library_image(
+            engine,
             &image,
             runner.as_ref(),
             &libraries,
-            extra_ca.as_deref(),
-            &b,
+            b,
             &progress,
         )
-        .await
-        {
-            Ok(tag) => image = tag,
-            Err(e) => {
-                guard.disarm();
-                discard_disk(&engine, &prepared).await;
-                return Err(e);
-            }
-        }
+        .await?;
     }
     let network = network_plan(
         &b.policy.network,
@@ -148,7 +207,6 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         !libraries.is_empty() && !libraries_in_image,
         b.late_installs,
     );
-
     let saved = crate::adopt::SavedConfig {
         image: image.clone(),
         built_image,
@@ -163,47 +221,52 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
         late_installs: b.late_installs,
         libraries: libraries.clone(),
         created: crate::adopt::now_secs(),
+        recyclable: b.recyclable,
     };
     labels.insert(
         labels::CONFIG.to_string(),
         serde_json::to_string(&saved).map_err(|e| Error::Internal(e.to_string()))?,
     );
-    let container = format!("sandpit-{language}-{id}");
-    let created = create_and_start(
-        &engine,
-        &b,
-        &prepared,
-        &network,
-        &container,
-        &image,
-        extra_ca.as_deref(),
-        labels.clone(),
-    )
-    .await;
-    step("created and started");
-    if let Err(e) = created {
-        guard.disarm();
-        let _ = remove_container(&engine, &container).await;
-        discard_disk(&engine, &prepared).await;
-        if built_image && !b.keep_template {
-            let _ = remove_image(&engine, &image).await;
-        }
-        return Err(e);
+    labels.insert(labels::AGENT.to_string(), PROTOCOL_VERSION.to_string());
+    volume::ensure(engine, &image).await?;
+    let spec = container_spec(&ContainerPlan {
+        name: container,
+        image: &image,
+        workdir: &b.workdir,
+        extra_ca: b.extra_ca.is_some(),
+        labels: labels.clone(),
+        policy: &b.policy,
+        network: &network,
+        volume: prepared.volume.as_deref(),
+        storage_quota: prepared.info.capabilities.storage_quota,
+        runtime: prepared.runtime.clone(),
+        gvisor: prepared.gvisor,
+        recyclable: b.recyclable,
+    });
+    engine.create_container(&spec).await.map_err(|e| {
+        Error::engine(e, |cause| Error::CreateContainer {
+            image: image.clone(),
+            cause,
+        })
+    })?;
+    if spec.storage_size.is_none() && prepared.volume.is_none() && !b.recyclable {
+        tracing::warn!(
+            "the {} engine cannot limit a container's disk and sessions get no loop disks here; the workdir of {container} has no disk limit",
+            prepared.info.kind
+        );
     }
+    if network.detach_before_start {
+        detach_default_network(engine, container).await?;
+    }
+    let agent = start(engine, container, &image).await?;
+    step("created, started, the agent said hello");
 
-    let installed: HashSet<String> = if libraries_in_image {
-        libraries.iter().cloned().collect()
-    } else {
-        HashSet::new()
-    };
-    // The session's own drop takes over from the guard.
-    guard.disarm();
     let session = SandboxSession {
         inner: Arc::new(Inner {
-            engine,
+            engine: engine.clone(),
             info: prepared.info,
-            id,
-            container,
+            id: id.to_string(),
+            container: container.to_string(),
             runner: runner.clone(),
             image,
             built_image,
@@ -211,56 +274,138 @@ async fn open(b: SessionBuilder) -> Result<SandboxSession> {
             template_tag: b.template_tag.clone(),
             workdir: b.workdir.clone(),
             env: RwLock::new(b.env.clone()),
+            opening_env: b.env.clone(),
             timeout: b.timeout,
             install_timeout: b.install_timeout,
             output_limit: b.output_limit,
             policy: b.policy.clone(),
             runtime: prepared.runtime,
             gvisor: prepared.gvisor,
+            recyclable: b.recyclable,
             network_hotplug: prepared.hotplug,
             late_installs: b.late_installs,
             created: SystemTime::now(),
             labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
             volume: prepared.volume,
             disk: prepared.disk,
-            oom_seen: AtomicU64::new(0),
-            kernel: Arc::new(tokio::sync::Mutex::new(None)),
+            agent: RwLock::new(Some(agent)),
+            reconnecting: tokio::sync::Mutex::new(()),
+            contexts: crate::kernel::no_contexts(),
             closed: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             close_progress: tokio::sync::Mutex::new(CloseProgress::default()),
-            installed: Mutex::new(installed),
+            installed: Mutex::new(if libraries_in_image {
+                libraries.iter().cloned().collect()
+            } else {
+                HashSet::new()
+            }),
             install_lock: tokio::sync::RwLock::new(()),
         }),
     };
-    if let Err(e) = finish_setup(&session, &libraries, libraries_in_image, &network).await {
-        let _ = session.close().await;
-        return Err(e);
-    }
-    step("set up");
-    Ok(session)
+    Ok((session, network))
 }
 
-/// Cleans up after an open that was abandoned half-way.
-struct OpenGuard {
-    engine: Engine,
-    plan: Option<crate::close::ClosePlan>,
-}
-
-impl OpenGuard {
-    fn disarm(&mut self) {
-        self.plan = None;
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        if let Some(plan) = self.plan.take() {
-            tracing::debug!(
-                "an open of {} was abandoned; removing what it made",
-                plan.container
-            );
-            crate::drop_worker::submit(self.engine.clone(), plan, false);
+/// Attaches, starts the container and says hello to its agent. A container that found no agent
+/// in the volume (another process was filling it, or it was removed and the engine made it anew,
+/// empty) is started again once the volume is filled.
+async fn start(engine: &Engine, container: &str, image: &str) -> Result<Agent> {
+    for attempt in 0..2 {
+        let pending = Pending::attach(engine, container).await?;
+        let started = engine.start_container(container).await.map_err(|e| {
+            Error::engine(e, |cause| Error::StartContainer {
+                container: container.to_string(),
+                cause,
+            })
+        });
+        match started {
+            Ok(()) => return pending.hello().await.map(|(agent, _)| agent),
+            Err(e) if attempt == 0 && volume::missing_agent(&e) => {
+                tracing::warn!("{container} found no agent in its volume; filling it again");
+                volume::refill(engine, image).await?;
+            }
+            Err(e) => return Err(e),
         }
+    }
+    unreachable!("the second attempt returns")
+}
+
+/// What runs once the agent answers: Sandpit's own files, folders handed to the sandbox user
+/// where the engine could not mount them so, the language's setup, and the libraries asked for.
+async fn finish_setup(
+    session: &SandboxSession,
+    libraries: &[String],
+    network: &NetworkPlan,
+    extra_ca: Option<&[u8]>,
+) -> Result<()> {
+    let inner = &session.inner;
+    if let Some(pem) = extra_ca {
+        let rel = CA_PATH.trim_start_matches('/');
+        session
+            .write_file("/", User::Root, rel, pem, Some(0o644), CA_PATH)
+            .await?;
+    }
+    debug_assert!(CA_PATH.starts_with(SANDPIT_ETC));
+    session.hand_over_workdir().await?;
+    session.hand_over_scratch_folders().await?;
+    for step in inner.runner.setup() {
+        let out = session
+            .exec_step(Step::new(&step, inner.install_timeout))
+            .await?;
+        if !out.success() {
+            return Err(Error::Setup {
+                command: step.display(),
+                exit_code: out.exit_code,
+                message: if out.stderr.trim().is_empty() {
+                    out.stdout
+                } else {
+                    out.stderr
+                },
+            });
+        }
+    }
+    let pending: Vec<String> = libraries
+        .iter()
+        .filter(|l| !inner.installed.lock().expect("installed").contains(*l))
+        .cloned()
+        .collect();
+    if !pending.is_empty() {
+        session.install_while_opening(&pending).await?;
+    }
+    if network.detach_after_open_install {
+        detach_default_network(&inner.engine, &inner.container).await?;
+    }
+    Ok(())
+}
+
+impl SandboxSession {
+    /// Gives the workdir to the sandbox user where the image did not (a custom image or
+    /// workdir); a read-only workdir stays root's.
+    async fn hand_over_workdir(&self) -> Result<()> {
+        let inner = &self.inner;
+        if !inner.policy.workdir_writable || inner.recyclable {
+            return Ok(());
+        }
+        let info = self
+            .file_op(
+                &inner.workdir,
+                User::Root,
+                FileOp::Stat {
+                    path: String::new(),
+                },
+                &inner.workdir,
+            )
+            .await?;
+        if matches!(&info, sandpit_agent::protocol::EventBody::File(f) if f.uid == SANDBOX_UID) {
+            return Ok(());
+        }
+        let op = FileOp::Chown {
+            path: String::new(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_UID,
+        };
+        self.file_op(&inner.workdir, User::Root, op, &inner.workdir)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -321,6 +466,16 @@ async fn prepare(
         .info()
         .await
         .map_err(|e| Error::engine(e, Error::Info))?;
+    let agent_arch = crate::agent_binary::AGENT_ARCH;
+    if !info.arch.is_empty() && info.arch != agent_arch {
+        return Err(Error::Unsupported {
+            what: "a sandbox on this engine".into(),
+            reason: format!(
+                "the engine runs on {}, and this Sandpit carries its sandbox agent for {agent_arch} only; build Sandpit with the agent for {} (see the README's section on other architectures)",
+                info.arch, info.arch
+            ),
+        });
+    }
     let runtime = resolve_runtime(&info, &b.policy.runtime)?;
     let chosen = info.runtime(runtime.as_deref().unwrap_or(&info.default_runtime));
     let runtime_hotplug = chosen.is_none_or(|r| r.network_hotplug);
@@ -334,7 +489,8 @@ async fn prepare(
         disk: None,
         info,
     };
-    if !loop_disks_available(&prepared.info) {
+    // A recyclable sandbox's workdir is memory: nothing of a run may outlive its reset.
+    if b.recyclable || !loop_disks_available(&prepared.info) {
         return Ok(prepared);
     }
     let area = crate::disk::area(&prepared.info);
@@ -387,109 +543,6 @@ fn resolve_runtime(info: &EngineInfo, choice: &RuntimeChoice) -> Result<Option<S
     }
 }
 
-async fn discard_disk(engine: &Engine, prepared: &Prepared) {
-    if let Some(v) = &prepared.volume {
-        let _ = remove_volume(engine, v).await;
-    }
-    if let Some(disk) = prepared.disk.clone() {
-        tokio::task::spawn_blocking(move || disk.destroy())
-            .await
-            .ok();
-    }
-}
-
-/// Creates the container, places pre-start files, detaches the network user code must not
-/// see, and starts it.
-#[allow(clippy::too_many_arguments)]
-async fn create_and_start(
-    engine: &Engine,
-    b: &SessionBuilder,
-    prepared: &Prepared,
-    network: &NetworkPlan,
-    container: &str,
-    image: &str,
-    extra_ca: Option<&[u8]>,
-    labels: HashMap<String, String>,
-) -> Result<()> {
-    let policy = &b.policy;
-    let spec = container_spec(&ContainerPlan {
-        name: container,
-        image,
-        workdir: &b.workdir,
-        extra_ca: extra_ca.is_some(),
-        labels,
-        policy,
-        network,
-        volume: prepared.volume.as_deref(),
-        storage_quota: prepared.info.capabilities.storage_quota,
-        runtime: prepared.runtime.clone(),
-        gvisor: prepared.gvisor,
-    });
-    tracing::debug!(target: "sandpit::open", "{container}: creating");
-    engine.create_container(&spec).await.map_err(|e| {
-        Error::engine(e, |cause| Error::CreateContainer {
-            image: image.to_string(),
-            cause,
-        })
-    })?;
-    if spec.storage_size.is_none() && prepared.volume.is_none() {
-        tracing::warn!(
-            "the {} engine cannot limit a container's disk and sessions get no loop disks here; the workdir of {container} has no disk limit",
-            prepared.info.kind
-        );
-    }
-
-    // Before it starts, together: the files the container needs (the workdir's owner where the
-    // image may not have set it, CA certificates), and detaching the network user code must not see.
-    let custom = b.workdir != "/sandbox" || b.image.is_some() || b.dockerfile.is_some();
-    let workdir_owner = match (prepared.volume.is_some(), policy.workdir_writable) {
-        (_, true) => custom.then_some((SANDBOX_UID as u64, SANDBOX_UID as u64)),
-        (false, false) => Some(ROOT_OWNER),
-        // A read-only mount takes no upload; the volume's root already belongs to uid 1000.
-        (true, false) => None,
-    };
-    let upload = async {
-        if workdir_owner.is_none() && extra_ca.is_none() {
-            return Ok(());
-        }
-        let mut archive = ArchiveBuilder::new();
-        if let Some(owner) = workdir_owner {
-            archive.dir(&b.workdir, owner, 0o755)?;
-        }
-        if let Some(pem) = extra_ca {
-            archive.dir("/etc/sandpit", ROOT_OWNER, 0o755)?;
-            archive.file(CA_PATH, pem, ROOT_OWNER, 0o644)?;
-        }
-        engine
-            .upload_bytes(container, "/", archive.finish()?)
-            .await
-            .map_err(|e| {
-                Error::engine(e, |cause| Error::Upload {
-                    container: container.to_string(),
-                    path: "/".into(),
-                    cause,
-                })
-            })
-    };
-    let detach = async {
-        if !network.detach_before_start {
-            return Ok(());
-        }
-        detach_default_network(engine, container).await
-    };
-    let (uploaded, detached) = tokio::join!(upload, detach);
-    uploaded?;
-    detached?;
-
-    tracing::debug!(target: "sandpit::open", "{container}: created, files placed");
-    engine.start_container(container).await.map_err(|e| {
-        Error::engine(e, |cause| Error::StartContainer {
-            container: container.to_string(),
-            cause,
-        })
-    })
-}
-
 /// Takes the engine's default network away from a container.
 pub(crate) async fn detach_default_network(engine: &Engine, container: &str) -> Result<()> {
     engine
@@ -501,58 +554,6 @@ pub(crate) async fn detach_default_network(engine: &Engine, container: &str) -> 
                 cause,
             })
         })
-}
-
-/// What runs once the container is up: folders handed to the sandbox user where the engine
-/// could not mount them so, the language's setup, and the libraries asked for.
-async fn finish_setup(
-    session: &SandboxSession,
-    libraries: &[String],
-    libraries_in_image: bool,
-    network: &NetworkPlan,
-) -> Result<()> {
-    let inner = &session.inner;
-    session.hand_over_scratch_folders().await?;
-    for step in inner.runner.setup() {
-        let out = exec(
-            &inner.engine,
-            &inner.container,
-            ExecSpec {
-                argv: step.argv.clone(),
-                user: step.user,
-                env: step.env.clone(),
-                workdir: inner.workdir.clone(),
-                timeout: inner.install_timeout,
-                output_limit: inner.output_limit,
-                inline_file: None,
-                stdin_path: None,
-                stdin_data: None,
-                sink: None,
-                watch: false,
-                nproc: None,
-                stats: false,
-            },
-        )
-        .await?;
-        if !out.success() {
-            return Err(Error::Setup {
-                command: step.display(),
-                exit_code: out.exit_code,
-                message: if out.stderr.trim().is_empty() {
-                    out.stdout
-                } else {
-                    out.stderr
-                },
-            });
-        }
-    }
-    if !libraries.is_empty() && !libraries_in_image {
-        session.install_while_opening(libraries).await?;
-    }
-    if network.detach_after_open_install {
-        detach_default_network(&inner.engine, &inner.container).await?;
-    }
-    Ok(())
 }
 
 fn session_labels(id: &str, language: &str, b: &SessionBuilder) -> HashMap<String, String> {

@@ -74,6 +74,15 @@ struct Shared {
     /// Woken when the filler should look again (its own `Arc`, so the waiting filler does not
     /// keep the pool alive).
     wake_filler: Arc<Notify>,
+    /// Counts changes of the idle set, for callers that publish it (a cluster node).
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Shared {
+    /// Tells the watchers that the idle set changed.
+    fn idle_changed(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// Keeps `idle` sessions of one configuration (one language and image) open and set up.
@@ -119,6 +128,7 @@ impl SessionPool {
             }),
             ready: Notify::new(),
             wake_filler: Arc::new(Notify::new()),
+            changed: tokio::sync::watch::channel(0).0,
         });
         tokio::spawn(fill(Arc::downgrade(&shared)));
         Ok(SessionPool { shared })
@@ -171,6 +181,7 @@ impl SessionPool {
                 if let Some(idle) = st.idle.pop_front() {
                     st.busy += 1;
                     drop(st);
+                    self.shared.idle_changed();
                     self.shared.wake_filler.notify_one();
                     return Ok(PooledSession {
                         session: Some(idle.session),
@@ -234,6 +245,40 @@ impl SessionPool {
         self.shared.state.lock().expect("pool state").idle.len()
     }
 
+    /// The ids of the sessions idle and ready now.
+    pub fn idle_ids(&self) -> Vec<String> {
+        let st = self.shared.state.lock().expect("pool state");
+        st.idle.iter().map(|i| i.session.id().to_string()).collect()
+    }
+
+    /// The idle session `id`, handed out as [`Self::acquire`] would; `None` when it is not idle
+    /// (handed out already, recycled, or never of this pool). For a caller that claimed that
+    /// very session elsewhere first (a cluster's compare-and-swap).
+    pub fn acquire_id(&self, id: &str) -> Option<PooledSession> {
+        let idle = {
+            let mut st = self.shared.state.lock().expect("pool state");
+            if st.closed {
+                return None;
+            }
+            let at = st.idle.iter().position(|i| i.session.id() == id)?;
+            let idle = st.idle.remove(at)?;
+            st.busy += 1;
+            idle
+        };
+        self.shared.idle_changed();
+        self.shared.wake_filler.notify_one();
+        Some(PooledSession {
+            session: Some(idle.session),
+            pool: Arc::downgrade(&self.shared),
+        })
+    }
+
+    /// A receiver that sees a change each time the idle set changes (a session ready, handed
+    /// out, or recycled for its age).
+    pub fn idle_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changed.subscribe()
+    }
+
     /// Stops refilling and closes the idle sessions; sessions still opening are closed as
     /// soon as they are open (waited for, up to a minute). Sessions handed out close when
     /// released.
@@ -243,6 +288,7 @@ impl SessionPool {
             st.closed = true;
             st.idle.drain(..).collect()
         };
+        self.shared.idle_changed();
         self.shared.wake_filler.notify_one();
         self.shared.ready.notify_waiters();
         let mut first_error = None;
@@ -317,6 +363,9 @@ async fn fill(pool: Weak<Shared>) {
             st.opening += n;
             (n, expired)
         };
+        if !expired.is_empty() {
+            shared.idle_changed();
+        }
         for old in expired {
             old.session.close_in_background();
         }
@@ -333,6 +382,7 @@ async fn fill(pool: Weak<Shared>) {
                             session,
                             ready_at: Instant::now(),
                         });
+                        shared.idle_changed();
                     }
                     Ok(session) => {
                         // The pool closed while it opened: it goes at once.
@@ -400,6 +450,15 @@ impl PooledSession {
         let closed = session.close().await;
         self.free_slot();
         closed
+    }
+
+    /// Takes the session out of the pool: the pool opens a replacement, and the caller owns the
+    /// session (closing it is the caller's). For callers that reuse a sandbox themselves, such
+    /// as a server recycling one-shot sandboxes for the same owner.
+    pub fn detach(mut self) -> SandboxSession {
+        let session = self.session.take().expect("present");
+        self.free_slot();
+        session
     }
 
     fn free_slot(&self) {

@@ -1,10 +1,13 @@
 //! A sandbox that untrusted code stopped as a whole is started again: one its memory limit
 //! stopped (under gVisor the sandbox is one process on the host, and the host's OOM killer
-//! takes all of it), or a gVisor sandbox that crashed. The workdir is a volume and keeps its
-//! files; processes, a kernel among them, are gone. A container killed from outside stays
-//! gone.
+//! takes all of it), or a gVisor sandbox that crashed. The workdir keeps its files; processes,
+//! kernels among them, are gone. A container killed from outside stays gone.
 
+use sandpit_agent::protocol::FileOp;
+
+use crate::agent::Agent;
 use crate::error::{Error, Result};
+use crate::runner::User;
 use crate::session::SandboxSession;
 use crate::settings::{scratch_folders, SANDBOX_UID};
 
@@ -37,6 +40,7 @@ impl SandboxSession {
             )
         };
         tracing::warn!("{}: {why}; starting it again", inner.container);
+        let _one = inner.reconnecting.lock().await;
         inner
             .engine
             .start_container(&inner.container)
@@ -47,54 +51,34 @@ impl SandboxSession {
                     cause,
                 })
             })?;
-        self.forget_idle_kernel();
+        let (agent, _) = Agent::rejoin(&inner.engine, &inner.container).await?;
+        self.set_agent(agent);
+        drop(_one);
+        self.forget_kernels();
         self.hand_over_scratch_folders().await?;
         Ok(Some(format!(
             "{why}; it was started again: files in the workdir are kept, running processes are not"
         )))
     }
 
-    /// Gives the sandbox user its memory folders where the engine could not mount them so.
+    /// Gives the sandbox user its memory folders where the engine could not mount them so
+    /// (Podman takes no `uid=` for tmpfs). The agent does it: the image needs no `chown`.
     pub(crate) async fn hand_over_scratch_folders(&self) -> Result<()> {
         let inner = &self.inner;
         if inner.info.capabilities.tmpfs_owner {
             return Ok(());
         }
-        let mut argv = vec!["chown".to_string(), format!("{SANDBOX_UID}:{SANDBOX_UID}")];
-        argv.extend(
-            scratch_folders(&inner.workdir)
-                .into_iter()
-                .filter(|(_, owned)| *owned)
-                .map(|(path, _)| path.to_string()),
-        );
-        // The exec itself, not a session step: a step that finds the sandbox stopped restarts it,
-        // and a restart calls this.
-        let out = crate::exec::exec(
-            &inner.engine,
-            &inner.container,
-            crate::exec::ExecSpec {
-                argv,
-                user: crate::runner::User::Root,
-                env: Vec::new(),
-                workdir: "/".into(),
-                timeout: crate::step::HOUSEKEEPING,
-                output_limit: 64 << 10,
-                inline_file: None,
-                stdin_path: None,
-                stdin_data: None,
-                sink: None,
-                watch: false,
-                nproc: None,
-                stats: false,
-            },
-        )
-        .await?;
-        if !out.success() {
-            return Err(Error::Setup {
-                command: "chown of the sandbox user's folders".into(),
-                exit_code: out.exit_code,
-                message: out.stderr,
-            });
+        for folder in scratch_folders(&inner.workdir, inner.recyclable)
+            .into_iter()
+            .filter(|f| f.owned)
+        {
+            let op = FileOp::Chown {
+                path: String::new(),
+                uid: SANDBOX_UID,
+                gid: SANDBOX_UID,
+            };
+            self.file_op(&folder.path, User::Root, op, &folder.path)
+                .await?;
         }
         Ok(())
     }

@@ -3,11 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::exec::INLINE_SOURCE_LIMIT;
-use crate::open::IO_DIR;
 use crate::output::{ExecOutput, OutputChunk, OutputSink, RunResult, RunUsage};
 use crate::paths::container_path;
-use crate::runner::Command;
+use crate::runner::User;
 use crate::session::SandboxSession;
 use crate::step::Step;
 
@@ -111,30 +109,31 @@ impl SandboxSession {
             ));
         }
         let file = inner.runner.source_file(code);
-        let inline = code.len() <= INLINE_SOURCE_LIMIT && !code.contains('\0');
-        // A read-only workdir takes no source: it goes to /tmp, or (too big for the inline
-        // path) to Sandpit's io folder.
-        let (source_path, file) = if inner.policy.workdir_writable {
-            (container_path(&inner.workdir, &file)?, file)
+        // A read-only workdir takes no source: it goes to /tmp.
+        let source_dir = if inner.policy.workdir_writable {
+            inner.workdir.clone()
         } else {
-            let dir = if inline { "/tmp" } else { IO_DIR };
-            let path = container_path(dir, &file)?;
-            (path.clone(), path)
+            "/tmp".to_string()
         };
-        if !inline {
-            if inner.policy.workdir_writable {
-                self.upload_bytes(&source_path, code.as_bytes(), 0o644)
-                    .await?;
-            } else {
-                self.upload_io(
-                    file.rsplit('/').next().unwrap_or("source"),
-                    code.as_bytes(),
-                    0o644,
-                )
-                .await?;
-            }
-        }
-        let mut inline_file = inline.then(|| (source_path.clone(), code.to_string()));
+        let source_path = container_path(&source_dir, &file)?;
+        let rel = source_path
+            .strip_prefix(&format!("{source_dir}/"))
+            .unwrap_or(&file)
+            .to_string();
+        self.write_file(
+            &source_dir,
+            User::Sandbox,
+            &rel,
+            code.as_bytes(),
+            None,
+            &file,
+        )
+        .await?;
+        let file = if inner.policy.workdir_writable {
+            file
+        } else {
+            source_path
+        };
 
         let plots = options
             .capture_plots
@@ -142,20 +141,18 @@ impl SandboxSession {
             .flatten();
         let artifacts_dir = plots
             .is_some()
-            .then(|| format!("/tmp/sandpit-artifacts-{}", crate::ids::random_hex(12)));
+            .then(|| format!("sandpit-artifacts-{}", crate::ids::random_hex(12)));
         let plan = plots.unwrap_or_else(|| inner.runner.run(&file));
         let mut compile_out: Option<ExecOutput> = None;
         for step in &plan.compile {
             let remaining = timeout.saturating_sub(started.elapsed());
             let out = self
                 .exec_user_step(Step {
-                    inline_file: inline_file.take(),
                     env: &options.env,
                     sink: options.on_output.clone(),
                     ..Step::new(step, remaining)
                 })
                 .await?;
-            let out = self.note_oom(out).await?;
             let failed = !out.success();
             compile_out = Some(merge_compile(compile_out, out));
             if failed {
@@ -178,21 +175,20 @@ impl SandboxSession {
         let mut run = plan.run.clone();
         run.argv.extend(options.args.iter().cloned());
         if let Some(dir) = &artifacts_dir {
-            run = run.env("SANDPIT_ARTIFACTS", dir.as_str());
+            let path = format!("{}/{dir}", crate::artifacts::ARTIFACTS_ROOT);
+            run = run.env("SANDPIT_ARTIFACTS", path.as_str());
         }
         let remaining = timeout
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
         let out = self
             .exec_user_step(Step {
-                inline_file: inline_file.take(),
                 stdin: options.stdin.clone(),
                 env: &options.env,
                 sink: options.on_output.clone(),
                 ..Step::new(&run, remaining)
             })
             .await?;
-        let out = self.note_oom(out).await?;
         let duration = started.elapsed();
         let artifacts = match &artifacts_dir {
             Some(dir) => self.collect_artifacts(dir).await?,
@@ -234,37 +230,9 @@ impl SandboxSession {
             task: Some(task),
         }
     }
-
-    /// Sets `oom_killed` when a SIGKILL came from the memory cgroup's OOM killer.
-    async fn note_oom(&self, mut out: ExecOutput) -> Result<ExecOutput> {
-        if out.exit_code != 137 || out.timed_out || out.oom_killed {
-            return Ok(out);
-        }
-        let probe = Command::new([
-            "/bin/sh",
-            "-c",
-            "cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null",
-        ]);
-        let read = self
-            .exec_step(Step::new(&probe, Duration::from_secs(10)))
-            .await?;
-        let kills: u64 = read
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("oom_kill "))
-            .filter_map(|n| n.trim().parse::<u64>().ok())
-            .max()
-            .unwrap_or(0);
-        let seen = self
-            .inner
-            .oom_seen
-            .swap(kills, std::sync::atomic::Ordering::SeqCst);
-        out.oom_killed = kills > seen;
-        Ok(out)
-    }
 }
 
-/// CPU time of the steps added up, the later memory peak (peaks only grow).
+/// CPU time of the steps added up, the larger memory peak.
 fn total_usage(a: Option<RunUsage>, b: Option<RunUsage>) -> Option<RunUsage> {
     match (a, b) {
         (Some(a), Some(b)) => Some(RunUsage {
@@ -272,7 +240,10 @@ fn total_usage(a: Option<RunUsage>, b: Option<RunUsage>) -> Option<RunUsage> {
                 (Some(x), Some(y)) => Some(x + y),
                 (x, y) => x.or(y),
             },
-            memory_peak_bytes: b.memory_peak_bytes.or(a.memory_peak_bytes),
+            memory_peak_bytes: match (a.memory_peak_bytes, b.memory_peak_bytes) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                (x, y) => x.or(y),
+            },
         }),
         (a, b) => a.or(b),
     }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -41,15 +41,19 @@ pub(crate) struct Inner {
     pub template_tag: Option<String>,
     pub workdir: String,
     pub env: RwLock<Vec<(String, String)>>,
+    /// The environment the session opened with (a reset goes back to it).
+    pub opening_env: Vec<(String, String)>,
     pub timeout: Duration,
     pub install_timeout: Duration,
     pub output_limit: usize,
     pub policy: SecurityPolicy,
     /// The OCI runtime the container runs under (`None`: the engine's default).
     pub runtime: Option<String>,
-    /// The runtime is gVisor: a sandbox killed for memory leaves attached streams open, so
-    /// commands watch the container while they wait.
+    /// The runtime is gVisor: it counts processes itself (the agent gives user processes the
+    /// session's limit), and a sandbox it stopped as a whole is started again.
     pub gvisor: bool,
+    /// Built to be reset and reused: read-only root filesystem, memory folders only.
+    pub recyclable: bool,
     /// Networks can be attached while it runs (false under gVisor).
     pub network_hotplug: bool,
     pub late_installs: bool,
@@ -57,8 +61,12 @@ pub(crate) struct Inner {
     pub labels: BTreeMap<String, String>,
     pub volume: Option<String>,
     pub disk: Option<crate::disk::LoopDisk>,
-    pub oom_seen: AtomicU64,
-    pub kernel: Arc<tokio::sync::Mutex<Option<crate::kernel::Kernel>>>,
+    /// The connection to the sandbox's agent.
+    pub agent: RwLock<Option<crate::agent::Agent>>,
+    /// Held while the connection is made again.
+    pub reconnecting: tokio::sync::Mutex<()>,
+    /// Kernels by context id.
+    pub contexts: Mutex<BTreeMap<String, Arc<crate::kernel::Context>>>,
     pub closed: AtomicBool,
     /// Frozen by [`SandboxSession::pause`].
     pub paused: AtomicBool,

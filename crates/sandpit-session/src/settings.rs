@@ -7,14 +7,6 @@ use sandpit_engine::{ContainerSpec, Resources, TmpfsMount, Ulimit, VolumeMount};
 
 use crate::policy::{Network, SecurityPolicy};
 
-/// PID 1 of every session: sleeps, reaps, exits at once on SIGTERM, and on SIGUSR1 kills every
-/// other process in the sandbox, which needs no new process (a full process limit cannot stop
-/// it): everything is frozen at once, its sleep thawed, and the rest killed one by one, so the
-/// sleep lives on and PID 1 never has to fork again while killed processes still hold the
-/// limit (a shell that cannot fork ends, and the container with it). bash when the image has it.
-pub(crate) const KEEPALIVE: &str = r#"trap 'exit 0' TERM INT; trap 'for r in 1 2 3; do kill -STOP -1 2>/dev/null; kill -CONT $sp 2>/dev/null; for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = 1 ] || [ "$p" = "$sp" ] || kill -KILL "$p" 2>/dev/null; done; done' USR1; sleep 86400 & sp=$!; while :; do wait $sp; kill -0 $sp 2>/dev/null || { sleep 86400 & sp=$!; }; done"#;
-const LAUNCH: &str = r#"command -v bash >/dev/null 2>&1 && exec bash -c "$1" sandpit-init; exec /bin/sh -c "$1" sandpit-init"#;
-
 /// Where extra CA certificates go inside the container.
 pub const CA_PATH: &str = "/etc/sandpit/ca.pem";
 
@@ -27,9 +19,9 @@ pub const CA_ENV: &[&str] = &[
     "CURL_CA_BUNDLE",
 ];
 
-/// Capabilities kept for root: package installs, and PID 1's signal to every process. User code
-/// runs as uid 1000 with no-new-privileges, so it can never hold them. (PID 1 runs as root: an
-/// engine gives a non-root main user no capabilities, and execs as root inherit that.)
+/// Capabilities kept for root: package installs, and the agent (PID 1), which signals every
+/// process, hands folders to the sandbox user and starts user code as uid 1000. User code runs
+/// as uid 1000 with no-new-privileges, so it can never hold them.
 pub(crate) const INSTALL_CAPS: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -95,6 +87,9 @@ pub(crate) struct ContainerPlan<'a> {
     /// so the host's pids limit is wider and gVisor's own process limit (`nproc`) holds user
     /// code to the policy's count.
     pub gvisor: bool,
+    /// Built to be reset and reused: a read-only root filesystem, and memory folders (the
+    /// workdir among them) as the only places code can write.
+    pub recyclable: bool,
 }
 
 /// Processes per sandboxed process on the host under gVisor (its threads), with room to spare.
@@ -103,19 +98,50 @@ const GVISOR_HOST_PIDS_PER_PROCESS: i64 = 16;
 /// never binds before the pids limit, but Podman needs one stated.
 const HOST_NPROC: u64 = 32768;
 
-/// The memory folders uid 1000 can write besides the workdir: `(path, owned by the user)`.
-pub(crate) fn scratch_folders(workdir: &str) -> Vec<(&'static str, bool)> {
+/// A memory folder of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scratch {
+    /// Where it is mounted.
+    pub path: String,
+    /// It belongs to the sandbox user (else to root, open to all with the sticky bit).
+    pub owned: bool,
+    /// Programs may run from it (a recyclable sandbox's workdir: compiled languages build there).
+    pub exec: bool,
+}
+
+/// The memory folders uid 1000 can write: the workdir too in a recyclable sandbox.
+pub(crate) fn scratch_folders(workdir: &str, recyclable: bool) -> Vec<Scratch> {
+    let folder = |path: &str, owned: bool, exec: bool| Scratch {
+        path: path.to_string(),
+        owned,
+        exec,
+    };
     let mut v = vec![
-        ("/tmp", false),
-        ("/var/tmp", false),
-        ("/run/lock", false),
-        ("/home/sandbox", true),
+        folder("/tmp", false, false),
+        folder("/var/tmp", false, false),
+        folder("/run/lock", false, false),
+        folder("/home/sandbox", true, false),
     ];
-    if workdir != "/sandbox" {
+    if recyclable {
+        v.push(folder(workdir, true, true));
+    } else if workdir != "/sandbox" {
         // The default images' workdir, writable by uid 1000, is not the session's disk here.
-        v.push(("/sandbox", true));
+        v.push(folder("/sandbox", true, false));
     }
     v
+}
+
+/// Folders a reset empties besides the memory folders: the engine's own shared-memory and
+/// message-queue filesystems.
+pub(crate) const ENGINE_SCRATCH: &[&str] = &["/dev/shm", "/dev/mqueue"];
+
+/// Where Sandpit's own files for the sandbox go (extra CA certificates); a root-owned memory
+/// folder when the root filesystem is read-only.
+pub(crate) const SANDPIT_ETC: &str = "/etc/sandpit";
+
+/// The size of a recyclable sandbox's workdir: it lives in memory, so at most half of it.
+pub(crate) fn recyclable_workdir_size(policy: &SecurityPolicy) -> u64 {
+    policy.disk.min(policy.memory / 2)
 }
 
 /// The container for a session.
@@ -127,36 +153,42 @@ pub(crate) fn container_spec(p: &ContainerPlan) -> ContainerSpec {
     if p.extra_ca {
         env.extend(CA_ENV.iter().map(|k| format!("{k}={CA_PATH}")));
     }
-    let tmpfs = scratch_folders(p.workdir)
+    let mut tmpfs: Vec<TmpfsMount> = scratch_folders(p.workdir, p.recyclable)
         .into_iter()
-        .map(|(target, owned)| TmpfsMount {
-            target: target.to_string(),
-            size: policy.scratch,
-            mode: if owned { 0o755 } else { 0o1777 },
-            owner: owned.then_some((SANDBOX_UID, SANDBOX_UID)),
+        .map(|f| TmpfsMount {
+            size: if f.path == p.workdir {
+                recyclable_workdir_size(policy)
+            } else {
+                policy.scratch
+            },
+            mode: if f.owned { 0o755 } else { 0o1777 },
+            owner: f.owned.then_some((SANDBOX_UID, SANDBOX_UID)),
+            exec: f.exec,
+            target: f.path,
         })
         .collect();
-    let volumes = p
-        .volume
-        .map(|v| {
-            vec![VolumeMount {
-                source: v.to_string(),
-                target: p.workdir.to_string(),
-                read_only: !policy.workdir_writable,
-            }]
-        })
-        .unwrap_or_default();
+    if p.recyclable {
+        tmpfs.push(TmpfsMount {
+            target: SANDPIT_ETC.to_string(),
+            size: 1 << 20,
+            mode: 0o755,
+            owner: None,
+            exec: false,
+        });
+    }
+    let mut volumes = vec![crate::agent::volume::mount()];
+    if let Some(v) = p.volume {
+        volumes.push(VolumeMount {
+            source: v.to_string(),
+            target: p.workdir.to_string(),
+            read_only: !policy.workdir_writable,
+        });
+    }
     ContainerSpec {
         name: p.name.to_string(),
         image: p.image.to_string(),
-        entrypoint: Some(Vec::new()),
-        cmd: vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            LAUNCH.into(),
-            "sandpit-init".into(),
-            KEEPALIVE.into(),
-        ],
+        entrypoint: Some(vec![crate::agent::volume::AGENT_PATH.to_string()]),
+        cmd: Vec::new(),
         user: Some("0:0".into()),
         env,
         working_dir: Some(p.workdir.to_string()),
@@ -195,8 +227,12 @@ pub(crate) fn container_spec(p: &ContainerPlan) -> ContainerSpec {
         network: p.network.create_with.clone(),
         tmpfs,
         volumes,
-        storage_size: (p.volume.is_none() && p.storage_quota).then_some(policy.disk),
+        storage_size: (p.volume.is_none() && p.storage_quota && !p.recyclable)
+            .then_some(policy.disk),
         runtime: p.runtime.clone(),
+        read_only_rootfs: p.recyclable,
+        stdin_open: true,
+        no_logs: true,
     }
 }
 
@@ -217,6 +253,7 @@ mod tests {
             storage_quota: true,
             runtime: None,
             gvisor: false,
+            recyclable: false,
         }
     }
 
@@ -230,6 +267,15 @@ mod tests {
         assert_eq!(spec.user.as_deref(), Some("0:0"));
         assert_eq!(spec.resources.memory, spec.resources.memory_swap);
         assert_eq!(spec.resources.pids, 256);
+        assert_eq!(
+            spec.entrypoint.as_deref(),
+            Some(&[crate::agent::volume::AGENT_PATH.to_string()][..])
+        );
+        assert!(spec.stdin_open && spec.no_logs && !spec.read_only_rootfs);
+        assert!(spec
+            .volumes
+            .iter()
+            .any(|v| v.target == crate::agent::volume::AGENT_DIR && v.read_only));
         assert!(spec
             .cap_add
             .iter()
@@ -261,7 +307,10 @@ mod tests {
         let net = network_plan(&policy.network, true, false, true);
         let spec = container_spec(&plan(&policy, &net));
         assert_eq!(spec.storage_size, None);
-        assert!(spec.volumes[0].read_only);
+        assert!(spec
+            .volumes
+            .iter()
+            .any(|v| v.target == "/sandbox" && v.read_only));
         let mut p = plan(&policy, &net);
         p.volume = None;
         assert_eq!(container_spec(&p).storage_size, Some(policy.disk));
@@ -283,7 +332,26 @@ mod tests {
         let tmp = spec.tmpfs.iter().find(|t| t.target == "/tmp").unwrap();
         assert_eq!((tmp.mode, tmp.owner), (0o1777, None));
         assert!(!spec.tmpfs.iter().any(|t| t.target == "/sandbox"));
-        assert!(scratch_folders("/work").contains(&("/sandbox", true)));
+        assert!(scratch_folders("/work", false)
+            .iter()
+            .any(|f| f.path == "/sandbox" && f.owned));
+    }
+
+    #[test]
+    fn a_recyclable_sandbox_writes_only_to_memory() {
+        let policy = SecurityPolicy::standard();
+        let net = network_plan(&policy.network, true, false, false);
+        let mut p = plan(&policy, &net);
+        p.recyclable = true;
+        p.volume = None;
+        let spec = container_spec(&p);
+        assert!(spec.read_only_rootfs);
+        assert_eq!(spec.storage_size, None);
+        let workdir = spec.tmpfs.iter().find(|t| t.target == "/sandbox").unwrap();
+        assert!(workdir.exec);
+        assert_eq!(workdir.owner, Some((1000, 1000)));
+        assert_eq!(workdir.size, policy.memory / 2);
+        assert!(spec.tmpfs.iter().any(|t| t.target == SANDPIT_ETC));
     }
 
     #[test]

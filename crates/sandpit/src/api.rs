@@ -325,6 +325,10 @@ pub struct OneShotRequest {
     /// Seconds before the program is killed (compile included; default 60).
     #[serde(default)]
     pub timeout: Option<f64>,
+    /// A sandbox no earlier run used, even where the server serves a key's runs from sandboxes
+    /// its earlier runs used (reset in between).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// One step's outcome: a command, or a compile step.

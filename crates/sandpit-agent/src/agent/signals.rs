@@ -14,6 +14,25 @@ static WRITE_END: AtomicI32 = AtomicI32::new(-1);
 /// The signals the agent catches.
 const CAUGHT: [i32; 3] = [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT];
 
+/// Signals that end or stop a process by default and are not raised by its own faults.
+const IGNORED: [i32; 15] = [
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGSTKFLT,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
 /// One signal received: its number and the pid that sent it (0 from outside the sandbox).
 #[derive(Debug, Clone, Copy)]
 pub struct Received {
@@ -60,6 +79,16 @@ impl Signals {
             sys::cvt(unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) })?;
         }
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        // Every other signal that would end or stop it is ignored: as PID 1 the kernel drops
+        // them anyway, but gVisor does not, and a root process inside (an install step) holds
+        // CAP_KILL. Children get every disposition back to default before they exec.
+        for signal in IGNORED
+            .iter()
+            .copied()
+            .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
+        {
+            unsafe { libc::signal(signal, libc::SIG_IGN) };
+        }
         let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
         unsafe {
             libc::sigemptyset(&mut none);

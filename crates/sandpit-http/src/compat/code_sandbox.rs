@@ -496,6 +496,7 @@ pub async fn files(State(state): State<AppState>, req: Request) -> Response {
     let options = ListOptions {
         recursive: true,
         pattern: None,
+        ..Default::default()
     };
     let listed = busy.session().files().list(".", &options).await;
     drop(busy);

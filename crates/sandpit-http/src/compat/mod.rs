@@ -70,7 +70,8 @@ pub(crate) trait Api {
 
     /// A Sandpit failure in the API's shape, with its native status.
     fn failure(e: &ServiceError) -> Response {
-        Self::error(e.kind, crate::error::status(e.kind), &e.message)
+        let response = Self::error(e.kind, crate::error::status(e.kind), &e.message);
+        crate::error::with_retry_after(response, e)
     }
 }
 

@@ -66,18 +66,37 @@ pub async fn read(
     let busy = state.manager.hold(&owner, &id).await?;
     let bytes = busy.session().files().read(&path).await;
     let bytes = done(&state, &owner, &id, bytes).await?;
-    let name = path.rsplit('/').next().unwrap_or("file").replace('"', "");
+    let name = path.rsplit('/').next().unwrap_or("file");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
+            (header::CONTENT_DISPOSITION, attachment(name)),
         ],
         bytes,
     )
         .into_response())
+}
+
+/// `Content-Disposition` for a file named `name`, whatever bytes the name holds: a printable
+/// ASCII fallback, and the exact name percent-encoded (RFC 6266 and 5987).
+fn attachment(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let exact: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
 }
 
 /// `DELETE /v1/sessions/{id}/files/{path}`.
@@ -103,6 +122,7 @@ pub async fn list(
     let options = ListOptions {
         recursive: q.recursive.unwrap_or(false),
         pattern: q.pattern.clone(),
+        ..Default::default()
     };
     let listed = busy
         .session()
@@ -160,7 +180,7 @@ pub async fn upload(
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     let text = e.body_text();
-    if text.contains("length limit") || text.contains("too large") {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             ErrorKind::TooLarge,
             format!("the upload is too large: {text}"),
@@ -209,5 +229,22 @@ pub async fn done<T>(
             let entry = state.manager.get(owner, id)?;
             Err(state.manager.failed(&entry, e).await.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attachment;
+
+    #[test]
+    fn any_file_name_makes_a_valid_header() {
+        for name in ["plain.txt", "quo\"te", "\u{1b}[31m\u{9f}é✓", "a b\\c"] {
+            let value = attachment(name);
+            assert!(axum::http::HeaderValue::from_str(&value).is_ok(), "{value}");
+        }
+        assert_eq!(
+            attachment("é.txt"),
+            "attachment; filename=\"_.txt\"; filename*=UTF-8''%C3%A9.txt"
+        );
     }
 }

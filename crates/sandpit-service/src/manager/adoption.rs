@@ -26,7 +26,11 @@ impl Manager {
             return;
         };
         for c in containers {
-            if !matches!(c.state.as_str(), "exited" | "created") {
+            if !matches!(
+                c.status,
+                sandpit::engine::ContainerStatus::Exited
+                    | sandpit::engine::ContainerStatus::Created
+            ) {
                 continue;
             }
             let Some(id) = c.labels.get(sandpit::labels::SESSION) else {

@@ -18,7 +18,11 @@ impl Manager {
             let name = entry.session.container_name();
             let stopped = matches!(
                 self.shared.engine.inspect_container(name).await,
-                Ok(state) if matches!(state.status.as_str(), "exited" | "created")
+                Ok(state) if matches!(
+                    state.status,
+                    sandpit::engine::ContainerStatus::Exited
+                        | sandpit::engine::ContainerStatus::Created
+                )
             );
             if stopped && self.readopt(entry).await {
                 return ServiceError::new(
@@ -41,7 +45,7 @@ impl Manager {
             let name = entry.session.container_name();
             let removed = match self.shared.engine.inspect_container(name).await {
                 Err(err) => err.kind == sandpit::engine::EngineErrorKind::NotFound,
-                Ok(state) => matches!(state.status.as_str(), "removing" | "dead"),
+                Ok(state) => state.status.is_going(),
             };
             if removed {
                 self.forget(entry).await;

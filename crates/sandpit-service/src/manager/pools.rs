@@ -1,30 +1,40 @@
-//! Warm pools of sandboxes for one-shot runs, one per language.
+//! Warm pools of sandboxes for one-shot runs: one per language, and one per language and
+//! library set that runs asked for (its sandboxes start from an image with the libraries in).
+//! Their sandboxes are recyclable: a read-only root, memory folders only, so a reset leaves
+//! nothing of a run behind.
 
 use std::time::{Duration, Instant};
 
-use sandpit::{Language, LanguageExt, PoolConfig, SandboxSession, SessionPool, WhenExhausted};
+use sandpit::{LanguageExt, PoolConfig, SandboxSession, SessionPool, WhenExhausted};
 
+use super::recycling::PoolKey;
 use super::{Manager, SERVER_LABEL};
 use crate::error::ServiceResult;
 
 impl Manager {
-    pub(super) async fn pool(&self, language: Language) -> ServiceResult<SessionPool> {
+    pub(super) async fn pool(&self, key: &PoolKey) -> ServiceResult<SessionPool> {
         let mut pools = self.shared.pools.lock().await;
-        if let Some(pool) = pools.get(&language) {
+        if let Some(pool) = pools.get(key) {
             return Ok(pool.clone());
         }
-        let idle = self
-            .shared
-            .config
-            .pool
-            .get(language.name())
-            .copied()
-            .unwrap_or(0);
+        // Only the plain language pools are kept warm; a library set's opens on demand.
+        let idle = if key.libraries.is_empty() {
+            self.shared
+                .config
+                .pool
+                .get(key.language.name())
+                .copied()
+                .unwrap_or(0)
+        } else {
+            0
+        };
         // Warm sandboxes belong to this process (never adopted): `sandpit gc` removes what a
         // killed server left of them.
         let mut builder = SandboxSession::builder()
-            .language(language)
+            .language(key.language)
             .engine(self.shared.engine.clone())
+            .recyclable(true)
+            .libraries(key.libraries.iter().cloned())
             .label(SERVER_LABEL, self.shared.server_id.clone())
             .label(crate::labels::OWNER, "pool")
             .lifetime(Duration::from_secs(3600));
@@ -41,13 +51,13 @@ impl Manager {
                 ..Default::default()
             },
         )?;
-        pools.insert(language, pool.clone());
+        pools.insert(key.clone(), pool.clone());
         Ok(pool)
     }
 
     /// Starts the warm pools the config asks for (so the first one-shot run finds them warm).
     pub async fn warm_pools(&self) {
-        let languages: Vec<Language> = self
+        let languages: Vec<sandpit::Language> = self
             .shared
             .config
             .pool
@@ -56,7 +66,7 @@ impl Manager {
             .filter_map(|(l, _)| l.parse().ok())
             .collect();
         for language in languages {
-            if let Err(e) = self.pool(language).await {
+            if let Err(e) = self.pool(&PoolKey::new(language, &[])).await {
                 tracing::warn!("the {language} pool cannot start: {e}");
             }
         }

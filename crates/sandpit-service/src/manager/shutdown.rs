@@ -1,4 +1,5 @@
-//! Shutdown: the warm pools close, the sessions stay for the next server process.
+//! Shutdown: the warm pools and the parked one-shot sandboxes close, the sessions stay for the
+//! next server process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use crate::store::SessionRecord;
 impl Manager {
     /// Closes the warm pools (sessions stay: the next server process adopts them).
     pub async fn shutdown(&self) {
+        self.close_parked(true);
         for (_, pool) in self.shared.pools.lock().await.drain() {
             let _ = pool.close().await;
         }

@@ -25,6 +25,7 @@ impl Manager {
 
     /// Closes what expired or idled (or pauses what idled, when configured).
     pub async fn sweep(&self) {
+        self.close_parked(false);
         let t = now();
         let entries: Vec<Arc<Entry>> = self
             .shared

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::exec::Capped;
+use crate::capped::Capped;
 use crate::output::{OutputChunk, OutputSink, StreamKind};
 
 /// One output of a request, in several representations keyed by mime type, as Jupyter has
@@ -56,11 +56,14 @@ pub struct ExecutionError {
     pub traceback: Vec<String>,
 }
 
-/// The outcome of [`SandboxSession::execute`].
+/// The outcome of [`crate::SandboxSession::execute`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecuteResult {
     /// Displayed values: the last expression's value, `display()` calls, figures.
     pub results: Vec<MimeBundle>,
+    /// Which of `results` is the code's own value (its last expression), when it has one; the
+    /// others came from `display()` calls and figures.
+    pub main_result: Option<usize>,
     /// Standard output.
     pub stdout: String,
     /// Standard error.
@@ -133,6 +136,7 @@ impl ExecuteOptions {
 /// Builds an [`ExecuteResult`] from frames.
 pub(crate) struct Accumulator {
     pub(crate) results: Vec<MimeBundle>,
+    pub(crate) main_result: Option<usize>,
     pub(crate) stdout: Capped,
     pub(crate) stderr: Capped,
     /// The kernel itself dropped output past the limit.
@@ -148,6 +152,7 @@ impl Accumulator {
     pub(crate) fn new(limit: usize, sink: Option<OutputSink>) -> Self {
         Accumulator {
             results: Vec::new(),
+            main_result: None,
             stdout: Capped::new(limit),
             stderr: Capped::new(limit),
             kernel_truncated: false,
@@ -181,6 +186,9 @@ impl Accumulator {
             }
             Some("result") => {
                 if let serde_json::Value::Object(map) = &v["data"] {
+                    if v["main"] == true {
+                        self.main_result = Some(self.results.len());
+                    }
                     self.results
                         .push(MimeBundle(map.clone().into_iter().collect()));
                 }
@@ -221,6 +229,7 @@ impl Accumulator {
     pub(crate) fn finish(self, started: Instant) -> ExecuteResult {
         ExecuteResult {
             results: self.results,
+            main_result: self.main_result,
             stdout: self.stdout.text(),
             stderr: self.stderr.text(),
             error: self.error,

@@ -310,6 +310,7 @@ impl Toolbox for LocalTools {
         let options = ListOptions {
             recursive: args.recursive.unwrap_or(false),
             pattern: args.pattern.clone(),
+            ..ListOptions::default()
         };
         Ok(session
             .files()

@@ -271,6 +271,7 @@ async fn list_in(
     let options = ListOptions {
         recursive: depth > 1,
         pattern: None,
+        depth: Some(depth.max(1)),
     };
     let entries = files.list(folder, &options).await?;
     Ok(Ok(entries

@@ -503,6 +503,7 @@ mod tests {
         );
         let r = ExecuteResult {
             results: vec![value, figure],
+            main_result: Some(0),
             stdout: String::new(),
             stderr: String::new(),
             error: Some(ExecutionError {

@@ -253,7 +253,7 @@ pub async fn run_job(state: &AppState, owner: &Owner, job: Job) -> Result<Outcom
         options,
         files: job.files,
         memory: job.memory,
-        wait: total,
+        fresh: false,
     };
     let result = state.manager.run_program(owner, program).await?;
     let chunks = std::mem::take(&mut *chunks.lock().unwrap_or_else(|e| e.into_inner()));
