@@ -392,6 +392,47 @@ fn bad_input_gets_the_error_the_sdk_expects() {
     let (s, b) = stat(&theirs, Some(&their_token));
     assert_eq!(s, 200, "their own token works: {b}");
 
+    // The process service takes the same tokens: their sandbox's processes are out of reach.
+    let list = |sandbox: &str, token: Option<&str>| {
+        let mut req = plane(&server, sandbox, 49983, "POST", "/process.Process/List")
+            .set("Content-Type", "application/json");
+        if let Some(t) = token {
+            req = req.set("X-Access-Token", t);
+        }
+        let (s, r) = answer(req.send_string("{}"));
+        (s, body(r))
+    };
+    let (s, b) = list(&theirs, None);
+    assert_eq!(
+        (s, b["code"].clone()),
+        (401, json!("unauthenticated")),
+        "no token: {b}"
+    );
+    let (s, b) = list(&theirs, Some(&token));
+    assert_eq!(
+        (s, b["code"].clone()),
+        (401, json!("unauthenticated")),
+        "my token: {b}"
+    );
+    let (s, b) = list(&theirs, Some(&their_token));
+    assert_eq!(
+        (s, b["processes"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "theirs: {b}"
+    );
+    let (s, b) = answer(
+        plane(
+            &server,
+            &theirs,
+            49983,
+            "POST",
+            "/process.Process/SendSignal",
+        )
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"process": {"pid": 1}, "signal": "SIGNAL_SIGKILL"}"#),
+    );
+    assert_eq!(s, 401, "a signal without a token: {}", body(b));
+
     // Connect: malformed frames, unknown methods and services, content types.
     let streaming = |path: &str, bytes: Vec<u8>| {
         let (s, r) = answer(
@@ -467,6 +508,102 @@ fn bad_input_gets_the_error_the_sdk_expects() {
         (s, b["code"].clone()),
         (404, json!("not_found")),
         "a missing file: {b}"
+    );
+
+    // The process service: unknown processes, malformed starts, terminals, unknown methods.
+    let (s, b) = unary(
+        "/process.Process/SendSignal",
+        "application/json",
+        r#"{"process": {"pid": 999999}, "signal": "SIGNAL_SIGKILL"}"#,
+    );
+    assert_eq!(
+        (s, b["code"].clone()),
+        (404, json!("not_found")),
+        "signal to no process: {b}"
+    );
+    let (s, b) = unary(
+        "/process.Process/SendInput",
+        "application/json",
+        r#"{"process": {"pid": 999999}, "input": {"stdin": "aGk="}}"#,
+    );
+    assert_eq!(
+        (s, b["code"].clone()),
+        (404, json!("not_found")),
+        "input to no process: {b}"
+    );
+    let (s, b) = unary(
+        "/process.Process/SendSignal",
+        "application/json",
+        r#"{"process": {"pid": 1}, "signal": "SIGNAL_UNSPECIFIED"}"#,
+    );
+    assert_eq!(
+        (s, b["code"].clone()),
+        (400, json!("invalid_argument")),
+        "no signal: {b}"
+    );
+    let (s, b) = unary("/process.Process/Launch", "application/json", "{}");
+    assert_eq!(
+        (s, b["code"].clone()),
+        (501, json!("unimplemented")),
+        "unknown method: {b}"
+    );
+    for (what, message, code) in [
+        (
+            "a start without a command",
+            json!({"process": {"args": ["x"]}}),
+            "invalid_argument",
+        ),
+        (
+            "a terminal",
+            json!({"process": {"cmd": "/bin/bash"}, "pty": {"size": {"cols": 80, "rows": 24}}}),
+            "unimplemented",
+        ),
+    ] {
+        let (s, frames) = streaming(
+            "/process.Process/Start",
+            envelope(0, message.to_string().as_bytes()),
+        );
+        assert_eq!(s, 200, "{what}");
+        let (flags, end) = frames.last().cloned().unwrap_or((0, Value::Null));
+        assert_eq!(
+            (flags, end["error"]["code"].as_str()),
+            (2, Some(code)),
+            "{what}: {frames:?}"
+        );
+    }
+    let (_, frames) = streaming(
+        "/process.Process/Connect",
+        envelope(0, br#"{"process": {"pid": 999999}}"#),
+    );
+    assert_eq!(
+        frames.last().map(|f| f.1["error"]["code"].clone()),
+        Some(json!("not_found")),
+        "connecting to no process: {frames:?}"
+    );
+    // A started command streams its start, its output and its end.
+    let (s, frames) = streaming(
+        "/process.Process/Start",
+        envelope(
+            0,
+            br#"{"process": {"cmd": "/bin/sh", "args": ["-c", "echo hi; exit 7"]}}"#,
+        ),
+    );
+    assert_eq!(s, 200);
+    let events: Vec<&Value> = frames.iter().map(|f| &f.1["event"]).collect();
+    assert!(events[0]["start"]["pid"].as_u64().is_some(), "{frames:?}");
+    assert!(
+        events.iter().any(|e| e["data"]["stdout"] == "aGkK"),
+        "{frames:?}"
+    );
+    let end = events
+        .iter()
+        .find(|e| e.get("end").is_some())
+        .expect("an end event");
+    assert_eq!(end["end"]["exitCode"], 7, "{frames:?}");
+    assert_eq!(
+        frames.last().unwrap().0,
+        2,
+        "the last frame ends the stream"
     );
 
     // Paths out of /home/user, by RPC and by /files.
@@ -705,15 +842,24 @@ fn a_restarted_server_keeps_its_sandboxes_and_their_tokens() {
     );
     assert_eq!(s, 200, "{}", body(r));
     server.restart();
-    let _close = CloseAll { server: &server, key: key.clone() };
+    let _close = CloseAll {
+        server: &server,
+        key: key.clone(),
+    };
     let (s, r) = answer(api(&server, &key, "GET", &format!("/sandboxes/{id}")).call());
     let b = body(r);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["metadata"], json!({"kept": "yes"}), "{b}");
     let (s, r) = answer(
-        plane(&server, &id, 49983, "GET", "/files?path=/home/user/kept.txt")
-            .set("X-Access-Token", &token)
-            .call(),
+        plane(
+            &server,
+            &id,
+            49983,
+            "GET",
+            "/files?path=/home/user/kept.txt",
+        )
+        .set("X-Access-Token", &token)
+        .call(),
     );
     assert_eq!(
         (s, r.into_string().unwrap()),

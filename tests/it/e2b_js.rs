@@ -6,7 +6,7 @@ use crate::e2b::{check_script, nothing_left, server, CloseAll};
 
 const JS_SCRIPT: &str = r#"
 import { Sandbox } from '@e2b/code-interpreter'
-import { NotFoundError } from 'e2b'
+import { CommandExitError, NotFoundError } from 'e2b'
 
 const log = (...a) => console.log(...a)
 const [a, b] = await Promise.all([
@@ -48,6 +48,28 @@ try {
   log('missing:', e instanceof NotFoundError)
 }
 
+let out = ''
+const cmd = await a.commands.run('echo out; echo err >&2', { onStdout: (d) => { out += d } })
+log('command:', cmd.stdout.trim(), cmd.stderr.trim(), cmd.exitCode, out.trim())
+try {
+  await a.commands.run('exit 5')
+} catch (e) {
+  log('exit code:', e instanceof CommandExitError, e.exitCode)
+}
+let h = await a.commands.run('sleep 1; echo bg', { background: true })
+log('listed command:', (await a.commands.list()).some((p) => p.pid === h.pid))
+log('wait:', (await h.wait()).stdout.trim())
+h = await a.commands.run('sleep 600', { background: true })
+log('kill:', await h.kill())
+h = await a.commands.run('read line; echo got $line', { background: true, stdin: true })
+await a.commands.sendStdin(h.pid, 'hi\n')
+log('stdin:', (await h.wait()).stdout.trim())
+const env = await a.commands.run('echo $GREETING; pwd', { envs: { GREETING: 'hola' }, cwd: '/tmp' })
+log('envs and cwd:', env.stdout.trim().split('\n').join(' '))
+log('js context:', (await a.runCode('const q = 21; q * 2', { language: 'js' })).text)
+const ctx = await a.createCodeContext({ language: 'js' })
+log('own context:', ctx.language, (await a.runCode('typeof q', { context: ctx })).text)
+
 await a.setTimeout(240_000)
 const info = await a.getInfo()
 log('info:', info.state, JSON.stringify(info.metadata), info.templateId)
@@ -76,6 +98,15 @@ binary: true
 list: js.bin,js.txt
 exists: true false
 missing: true
+command: out err 0 out
+exit code: true 5
+listed command: true
+wait: bg
+kill: true
+stdin: got hi
+envs and cwd: hola /tmp
+js context: 42
+own context: javascript undefined
 info: running {"suite":"js"} code-interpreter-v1
 running: true
 listed: true

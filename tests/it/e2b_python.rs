@@ -7,7 +7,14 @@ use crate::e2b::{check_script, nothing_left, python, python_v1, server, CloseAll
 /// The sync SDK: two sandboxes, code, files, the lifecycle; what every SDK test checks.
 const SYNC_SCRIPT: &str = r#"
 import base64, os, time, urllib.error, urllib.request
-from e2b import InvalidArgumentException, NotFoundException, SandboxQuery, SandboxState, TimeoutException
+from e2b import (
+    CommandExitException,
+    InvalidArgumentException,
+    NotFoundException,
+    SandboxQuery,
+    SandboxState,
+    TimeoutException,
+)
 from e2b_code_interpreter import Sandbox
 
 a = Sandbox.create(timeout=300, metadata={"suite": "sync"})
@@ -79,6 +86,41 @@ try:
 except urllib.error.HTTPError as e:
     print("tampered:", e.code)
 
+# Commands: output as it comes, a failure's code, background commands with wait() and kill().
+out, err = [], []
+r = a.commands.run("echo out; echo err >&2; echo $HOME; pwd", on_stdout=out.append, on_stderr=err.append)
+print("command:", r.stdout.split(), r.stderr.split(), r.exit_code, "".join(out).split(), "".join(err).split())
+try:
+    a.commands.run("echo failing; exit 3")
+except CommandExitException as e:
+    print("exit code:", e.exit_code, e.stdout.strip())
+h = a.commands.run("sleep 1; echo done", background=True)
+print("listed command:", h.pid in [p.pid for p in a.commands.list()])
+print("wait:", h.wait().stdout.strip())
+h = a.commands.run("sleep 600", background=True)
+print("kill:", h.kill(), a.commands.kill(h.pid))
+h = a.commands.run("read line; echo got $line", background=True, stdin=True)
+a.commands.send_stdin(h.pid, "hello\n")
+print("stdin:", h.wait().stdout.strip())
+try:
+    a.commands.run("sleep 30", timeout=2)
+except TimeoutException:
+    print("command timeout: TimeoutException")
+print("envs and cwd:", a.commands.run("echo $GREETING; pwd", envs={"GREETING": "hola"}, cwd="/tmp").stdout.split())
+print("as root:", a.commands.run("id -u", user="root").stdout.strip())
+print("venv python:", a.commands.run("python3 -c 'import sys; print(sys.prefix)'").stdout.strip())
+
+# Contexts: JavaScript beside Python, each its own kernel.
+print("js:", a.run_code("const y = 40; y + 2", language="js").text)
+print("js kept:", a.run_code("y * 2", language="javascript").text)
+ctx = a.create_code_context(language="js")
+print("own context:", ctx.language, ctx.cwd, a.run_code("typeof y", context=ctx).text)
+print("ruby:", a.run_code("[1, 2, 3].sum * 7", language="ruby").text)
+print("contexts:", sorted(c.language for c in a.list_code_contexts()))
+a.remove_code_context(ctx)
+print("python still:", a.run_code("x").text)
+print("run_code envs:", a.run_code("import os; os.environ.get('ONE')", envs={"ONE": "1"}).text, a.run_code("import os; os.environ.get('ONE', 'unset')").text)
+
 # The lifecycle.
 a.set_timeout(240)
 info = a.get_info()
@@ -119,6 +161,23 @@ missing: NotFound
 outside: refused
 download_url: hello
 tampered: 401
+command: ['out', '/home/user', '/home/user'] ['err'] 0 ['out', '/home/user', '/home/user'] ['err']
+exit code: 3 failing
+listed command: True
+wait: done
+kill: True False
+stdin: got hello
+command timeout: TimeoutException
+envs and cwd: ['hola', '/tmp']
+as root: 0
+venv python: /opt/venv
+js: 42
+js kept: 80
+own context: javascript /home/user undefined
+ruby: 42
+contexts: ['javascript', 'javascript', 'python', 'ruby']
+python still: 40
+run_code envs: 1 unset
 info: running {'suite': 'sync'} code-interpreter-v1 True True
 running: True
 listed: True
@@ -151,7 +210,7 @@ fn the_sync_sdk_runs_unchanged() {
 /// The async SDK: the same calls, awaited.
 const ASYNC_SCRIPT: &str = r#"
 import asyncio, base64
-from e2b import NotFoundException
+from e2b import CommandExitException, NotFoundException
 from e2b_code_interpreter import AsyncSandbox
 
 async def main():
@@ -177,6 +236,17 @@ async def main():
         await a.files.read("/home/user/none")
     except NotFoundException:
         print("missing: NotFound")
+    r = await a.commands.run("echo async; exit 0")
+    print("command:", r.stdout.strip(), r.exit_code)
+    try:
+        await a.commands.run("exit 4")
+    except CommandExitException as e:
+        print("exit code:", e.exit_code)
+    h = await a.commands.run("sleep 1; echo bg", background=True)
+    print("wait:", (await h.wait()).stdout.strip())
+    h = await a.commands.run("sleep 600", background=True)
+    print("kill:", await h.kill())
+    print("js:", (await a.run_code("[1, 2].map(v => v * 21).pop()", language="js")).text)
     await a.set_timeout(200)
     print("info:", (await a.get_info()).state.value, await a.is_running())
     listed = await AsyncSandbox.list().next_items()
@@ -201,6 +271,11 @@ read: async text
 binary: True
 list: ['a.txt', 'b.bin']
 missing: NotFound
+command: async 0
+exit code: 4
+wait: bg
+kill: True
+js: 42
 info: running True
 listed: True
 pause: True
@@ -235,6 +310,7 @@ a.run_code("x = 40")
 print("value:", a.run_code("x + 2").text)
 a.files.write("/home/user/v1.txt", "v1")
 print("read:", a.files.read("/home/user/v1.txt"))
+print("command:", a.commands.run("cat /home/user/v1.txt").stdout)
 print("listed:", a.sandbox_id in [s.sandbox_id for s in Sandbox.list().next_items()])
 print("pause:", a.pause())
 c = Sandbox.connect(a.sandbox_id)
@@ -245,6 +321,7 @@ print("kill:", a.kill(), a.kill())
 const V1_EXPECTED: &str = r#"
 value: 42
 read: v1
+command: v1
 listed: True
 pause: True
 resumed: 40

@@ -241,6 +241,7 @@ pub async fn kill(State(state): State<AppState>, Path(id): Path<String>, req: Re
     match state.manager.destroy(&owner, &id).await {
         Ok(()) => {
             super::interpreter::forget(&id);
+            super::contexts::forget(&id);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => failure(&id, &e),

@@ -42,16 +42,19 @@ struct MoveRequest {
     destination: String,
 }
 
-/// The protocol, the one request message and the opened sandbox of a call.
+/// The protocol, the request's messages and the opened sandbox of a call.
 pub(crate) struct Call {
     pub protocol: Protocol,
+    /// The request message (a stream's first).
     pub message: bytes::Bytes,
+    /// Every message of a client stream (one for the other calls).
+    pub messages: Vec<bytes::Bytes>,
     pub sandbox: Sandbox,
     pub parts: Parts,
 }
 
-/// Reads a call to envd's port: its protocol, its message (one; a streaming request's first
-/// envelope), and its sandbox, opened by its token. A refusal is the answer to send.
+/// Reads a call to envd's port: its protocol, its messages, and its sandbox, opened by its
+/// token. A refusal is the answer to send.
 pub(crate) async fn open_call(state: &AppState, req: Request) -> Result<Call, Response> {
     let (parts, body) = req.into_parts();
     let protocol = rpc::protocol(&parts.headers).map_err(IntoResponse::into_response)?;
@@ -60,17 +63,16 @@ pub(crate) async fn open_call(state: &AppState, req: Request) -> Result<Call, Re
     let bytes = crate::compat::body_bytes(body, state)
         .await
         .map_err(|e| RpcError::from(e).into_response_for(&parts.headers))?;
-    let message = match protocol {
-        Protocol::Unary => bytes,
-        Protocol::Streaming => rpc::envelopes(&bytes)
-            .map_err(|e| e.into_response_for(&parts.headers))?
-            .into_iter()
-            .next()
-            .unwrap_or_default(),
+    let messages = match protocol {
+        Protocol::Unary => vec![bytes],
+        Protocol::Streaming => {
+            rpc::envelopes(&bytes).map_err(|e| e.into_response_for(&parts.headers))?
+        }
     };
     Ok(Call {
         protocol,
-        message,
+        message: messages.first().cloned().unwrap_or_default(),
+        messages,
         sandbox,
         parts,
     })

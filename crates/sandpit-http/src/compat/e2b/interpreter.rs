@@ -1,16 +1,15 @@
 //! The code interpreter (port 49999): `POST /execute` streams newline-delimited JSON as the
 //! code runs (`number_of_executions`, `stdout` and `stderr` as produced, `result` mapped from
-//! the kernel's mime bundles and figures, `error`, `end_of_execution`); `/contexts` lists and
-//! restarts the sandbox's kernel. A client that goes away interrupts the code: the execution
-//! lives inside the response, and dropping it stops the kernel's request.
+//! the kernel's mime bundles and figures, `error`, `end_of_execution`) in the context the
+//! request names ([`super::contexts`]). A client that goes away interrupts the code: the
+//! execution lives inside the response, and dropping it stops the kernel's request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -20,13 +19,10 @@ use sandpit_service::{now, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::dataplane::{self, Refusal, Sandbox};
-use super::{HOME, INTERPRETER_PORT};
+use super::contexts::{self, open, plain};
+use super::dataplane::Refusal;
 use crate::compat::failed;
 use crate::state::AppState;
-
-/// The id of a sandbox's default context: the kernel of its language.
-pub const DEFAULT_CONTEXT: &str = "default";
 
 /// `POST /execute`'s body.
 #[derive(Debug, Deserialize)]
@@ -42,28 +38,6 @@ pub struct ExecutionRequest {
     /// Environment variables while it runs.
     #[serde(default)]
     pub env_vars: Option<BTreeMap<String, String>>,
-}
-
-/// The code interpreter's plain-text errors (FastAPI's `PlainTextResponse`).
-fn plain(status: StatusCode, kind: ErrorKind, text: impl Into<String>) -> Response {
-    let mut response = (status, text.into()).into_response();
-    response.extensions_mut().insert(kind);
-    response
-}
-
-fn open(state: &AppState, parts: &Parts) -> Result<Sandbox, Refusal> {
-    dataplane::open(state, parts, INTERPRETER_PORT)
-}
-
-/// E2B's name for a language, as `normalize_language` reads it.
-pub fn normalize_language(language: Option<&str>) -> String {
-    match language.map(|l| l.trim().to_ascii_lowercase()) {
-        None => "python".into(),
-        Some(l) if l.is_empty() => "python".into(),
-        Some(l) if l == "js" => "javascript".into(),
-        Some(l) if l == "ts" => "typescript".into(),
-        Some(l) => l,
-    }
 }
 
 /// The executions each context has run (E2B's `execution_count`), by sandbox and context.
@@ -166,24 +140,14 @@ pub fn result(bundle: &BTreeMap<String, Value>, is_main: bool) -> Value {
     Value::Object(out)
 }
 
-/// A matplotlib figure the kernel saved after the code ran (not the code's own value).
-fn is_figure(bundle: &BTreeMap<String, Value>) -> bool {
-    bundle.contains_key("image/png")
-        && bundle
-            .get("text/plain")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.starts_with("<Figure"))
-}
-
-/// The lines after the output: results (the last that is not a saved figure is the cell's
-/// value), the error, Sandpit's notes.
+/// The lines after the output: results (the one the kernel marks as the cell's own value is
+/// the main result), the error, Sandpit's notes.
 pub fn closing_lines(r: &ExecuteResult, timeout: Duration) -> Vec<Value> {
-    let bundles: Vec<&BTreeMap<String, Value>> = r.results.iter().map(|b| &b.0).collect();
-    let main = bundles.iter().rposition(|b| !is_figure(b));
-    let mut lines: Vec<Value> = bundles
+    let mut lines: Vec<Value> = r
+        .results
         .iter()
         .enumerate()
-        .map(|(i, b)| result(b, Some(i) == main))
+        .map(|(i, b)| result(&b.0, Some(i) == r.main_result))
         .collect();
     if r.timed_out {
         lines.push(json!({
@@ -248,29 +212,26 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
             "Only one of context_id or language can be provided",
         );
     }
-    let language = sandbox.entry.language;
-    if let Some(asked) = &request.language {
-        let asked = normalize_language(Some(asked));
-        if asked != language_name(language) {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                ErrorKind::Unsupported,
-                format!(
-                    "this sandbox's kernel is {}; a {asked} context is not offered yet",
-                    language_name(language)
-                ),
-            );
-        }
-    }
-    let context = request
-        .context_id
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CONTEXT.to_string());
-    if context != DEFAULT_CONTEXT {
+    let (context, language) = match contexts::resolve(
+        &state,
+        &sandbox,
+        request.context_id.as_deref(),
+        request.language.as_deref(),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let env = request.env_vars.unwrap_or_default();
+    if !env.is_empty() && language != Language::Python {
         return plain(
-            StatusCode::NOT_FOUND,
-            ErrorKind::NotFound,
-            format!("Context {context} not found"),
+            StatusCode::BAD_REQUEST,
+            ErrorKind::Unsupported,
+            format!(
+                "envs for one execution are offered in Python contexts only; set them in the {} code, or as the sandbox's envs at its create",
+                contexts::language_name(language)
+            ),
         );
     }
     let busy = match state.manager.busy(&sandbox.owner, &sandbox.id).await {
@@ -286,8 +247,8 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
         .clamp(1, 86_400);
     let timeout = Duration::from_secs(remaining);
     let count = next_count(&sandbox.id, &context);
-    let env = request.env_vars.unwrap_or_default();
-    let env = (!env.is_empty() && language == Language::Python).then_some(env);
+    let context = context.clone();
+    let env = (!env.is_empty()).then_some(env);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let _ = tx.send(line(
         json!({"type": "number_of_executions", "execution_count": count}),
@@ -315,16 +276,13 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     let state2 = state.clone();
     let run = async move {
         let session = busy.session();
+        let quiet = || ExecuteOptions::new().timeout(timeout);
         if let Some(env) = &env {
-            let _ = session
-                .execute_with(&env_set(env), ExecuteOptions::new().timeout(timeout))
-                .await;
+            let _ = session.execute_in(&context, &env_set(env), quiet()).await;
         }
-        let result = session.execute_with(&code, options).await;
+        let result = session.execute_in(&context, &code, options).await;
         if env.is_some() {
-            let _ = session
-                .execute_with(env_restore(), ExecuteOptions::new().timeout(timeout))
-                .await;
+            let _ = session.execute_in(&context, env_restore(), quiet()).await;
         }
         drop(busy);
         match result {
@@ -359,102 +317,6 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
         Body::from_stream(body),
     )
         .into_response()
-}
-
-fn language_name(language: Language) -> &'static str {
-    match language {
-        Language::JavaScript => "javascript",
-        other => other.name(),
-    }
-}
-
-/// The default context as E2B lists one.
-fn default_context(language: Language) -> Value {
-    json!({"id": DEFAULT_CONTEXT, "language": language_name(language), "cwd": HOME})
-}
-
-/// `GET /contexts`: the sandbox's contexts.
-pub async fn list_contexts(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    match open(&state, &parts) {
-        Ok(sandbox) => (
-            StatusCode::OK,
-            axum::Json(json!([default_context(sandbox.entry.language)])),
-        )
-            .into_response(),
-        Err(refusal) => refusal.response(),
-    }
-}
-
-/// `POST /contexts`: a context of its own needs several kernels per sandbox, which this
-/// server does not offer yet.
-pub async fn create_context(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    if let Err(refusal) = open(&state, &parts) {
-        return refusal.response();
-    }
-    plain(
-        StatusCode::NOT_IMPLEMENTED,
-        ErrorKind::Unsupported,
-        "contexts beyond the sandbox's default one are not offered yet: run code without a context (the default context keeps its state)",
-    )
-}
-
-/// `POST /contexts/{id}/restart`: a fresh kernel (its state is gone).
-pub async fn restart_context(
-    State(state): State<AppState>,
-    Path(context): Path<String>,
-    req: Request,
-) -> Response {
-    let (parts, _) = req.into_parts();
-    let sandbox = match open(&state, &parts) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.response(),
-    };
-    if context != DEFAULT_CONTEXT {
-        return plain(
-            StatusCode::NOT_FOUND,
-            ErrorKind::NotFound,
-            format!("Context {context} not found"),
-        );
-    }
-    let busy = match state.manager.busy(&sandbox.owner, &sandbox.id).await {
-        Ok(b) => b,
-        Err(e) => return plain(crate::error::status(e.kind), e.kind, e.message),
-    };
-    let restarted = busy.session().restart_kernel().await;
-    drop(busy);
-    match restarted {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => {
-            let e = failed(&state, &sandbox.owner, &sandbox.id, e).await;
-            plain(crate::error::status(e.kind), e.kind, e.message)
-        }
-    }
-}
-
-/// `DELETE /contexts/{id}`: the default context cannot go.
-pub async fn remove_context(
-    State(state): State<AppState>,
-    Path(context): Path<String>,
-    req: Request,
-) -> Response {
-    let (parts, _) = req.into_parts();
-    if let Err(refusal) = open(&state, &parts) {
-        return refusal.response();
-    }
-    if context == DEFAULT_CONTEXT {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            ErrorKind::InvalidInput,
-            "the default context cannot be removed: restart it to clear its state",
-        );
-    }
-    plain(
-        StatusCode::NOT_FOUND,
-        ErrorKind::NotFound,
-        format!("Context {context} not found"),
-    )
 }
 
 #[cfg(test)]
@@ -523,13 +385,5 @@ mod tests {
         assert_eq!(lines[1]["png"], "iVBO");
         assert_eq!(lines[2]["type"], "error");
         assert_eq!(lines[2]["traceback"], "Traceback\nValueError: x");
-    }
-
-    #[test]
-    fn languages_normalize_as_e2b_does() {
-        assert_eq!(normalize_language(None), "python");
-        assert_eq!(normalize_language(Some("JS")), "javascript");
-        assert_eq!(normalize_language(Some("ts")), "typescript");
-        assert_eq!(normalize_language(Some(" Python ")), "python");
     }
 }

@@ -11,12 +11,14 @@
 //!
 //! `docs/compat.md` lists every SDK call and what differs.
 
+mod contexts;
 mod control;
 mod dataplane;
 mod files;
 mod filesystem;
 mod host;
 mod interpreter;
+mod process;
 mod rpc;
 mod shapes;
 mod templates;
@@ -108,18 +110,16 @@ pub fn routes() -> Router<AppState> {
             &at("/filesystem.Filesystem/{method}"),
             post(filesystem::call),
         )
+        .route(&at("/process.Process/{method}"), post(process::call))
         .route(&at("/execute"), post(interpreter::execute))
         .route(
             &at("/contexts"),
-            post(interpreter::create_context).get(interpreter::list_contexts),
+            post(contexts::create_context).get(contexts::list_contexts),
         )
-        .route(
-            &at("/contexts/{context}"),
-            delete(interpreter::remove_context),
-        )
+        .route(&at("/contexts/{context}"), delete(contexts::remove_context))
         .route(
             &at("/contexts/{context}/restart"),
-            post(interpreter::restart_context),
+            post(contexts::restart_context),
         )
         .route(PREFIX, any(not_found))
         .route(&at("/"), any(not_found))

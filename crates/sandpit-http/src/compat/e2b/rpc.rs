@@ -272,6 +272,11 @@ pub fn envelopes(mut body: &[u8]) -> Result<Vec<Bytes>, RpcError> {
     Ok(messages)
 }
 
+/// One message of a streaming answer.
+pub fn frame(message: &Value) -> Bytes {
+    envelope(0, message)
+}
+
 /// The envelope that ends a streaming answer, with its error if any.
 pub fn end(error: Option<&RpcError>) -> Bytes {
     let body = match error {
@@ -311,6 +316,23 @@ pub fn streaming_error(e: RpcError) -> Response {
     let mut response = streaming(futures_util::stream::iter([end(Some(&e))]));
     response.extensions_mut().insert(kind);
     response
+}
+
+/// Standard base64, as protobuf's JSON mapping writes bytes.
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Bytes from protobuf's JSON mapping (standard or URL-safe base64, padded or not).
+pub fn from_base64(text: &str) -> Result<Vec<u8>, RpcError> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let clean = text.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(clean)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(clean))
+        .map_err(|_| RpcError::new(Code::InvalidArgument, "bytes are not valid base64"))
 }
 
 #[cfg(test)]
@@ -358,6 +380,15 @@ mod tests {
         let mut huge = vec![0u8];
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(envelopes(&huge).unwrap_err().code, Code::ResourceExhausted);
+    }
+
+    #[test]
+    fn bytes_decode_in_either_alphabet() {
+        assert_eq!(from_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(from_base64("aGk").unwrap(), b"hi");
+        assert_eq!(from_base64("-_8").unwrap(), vec![0xfb, 0xff]);
+        assert!(from_base64("!!").is_err());
+        assert_eq!(base64(b"hi"), "aGk=");
     }
 
     #[test]
