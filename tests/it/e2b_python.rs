@@ -120,6 +120,10 @@ print("contexts:", sorted(c.language for c in a.list_code_contexts()))
 a.remove_code_context(ctx)
 print("python still:", a.run_code("x").text)
 print("run_code envs:", a.run_code("import os; os.environ.get('ONE')", envs={"ONE": "1"}).text, a.run_code("import os; os.environ.get('ONE', 'unset')").text)
+print("js envs:", a.run_code("process.env.ONE", language="js", envs={"ONE": "j's"}).text, a.run_code("process.env.ONE === undefined", language="js").text)
+print("ruby envs:", a.run_code("ENV['ONE']", language="ruby", envs={"ONE": "x#{r}"}).text, a.run_code("ENV['ONE'].nil?", language="ruby").text)
+r = a.run_code("display(1); 2")
+print("main result:", r.text, [x.is_main_result for x in r.results])
 
 # The lifecycle.
 a.set_timeout(240)
@@ -178,6 +182,9 @@ ruby: 42
 contexts: ['javascript', 'javascript', 'python', 'ruby']
 python still: 40
 run_code envs: 1 unset
+js envs: j's true
+ruby envs: x\#{r} true
+main result: 2 [False, True]
 info: running {'suite': 'sync'} code-interpreter-v1 True True
 running: True
 listed: True

@@ -14,13 +14,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use sandpit::{ExecuteOptions, ExecuteResult, Language, StreamKind};
+use sandpit::{ExecuteOptions, ExecuteResult, StreamKind};
 use sandpit_service::{now, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::contexts::{self, open, plain};
 use super::dataplane::Refusal;
+use super::env_cells::env_cells;
 use crate::compat::failed;
 use crate::state::AppState;
 
@@ -171,19 +172,6 @@ pub fn closing_lines(r: &ExecuteResult, timeout: Duration) -> Vec<Value> {
     lines
 }
 
-/// Python code that sets `env` for the cells until [`env_restore`] (the code interpreter's
-/// per-execution environment).
-fn env_set(env: &BTreeMap<String, String>) -> String {
-    let json = serde_json::to_string(env).unwrap_or_default();
-    format!(
-        "import os as _e2b_os, json as _e2b_json\n_e2b_env = _e2b_json.loads({json:?})\n_e2b_saved = {{k: _e2b_os.environ.get(k) for k in _e2b_env}}\n_e2b_os.environ.update(_e2b_env)\n"
-    )
-}
-
-fn env_restore() -> &'static str {
-    "for _k, _v in _e2b_saved.items():\n    if _v is None:\n        _e2b_os.environ.pop(_k, None)\n    else:\n        _e2b_os.environ[_k] = _v\n"
-}
-
 /// `POST /execute`.
 pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -224,16 +212,23 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
         Err(response) => return response,
     };
     let env = request.env_vars.unwrap_or_default();
-    if !env.is_empty() && language != Language::Python {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            ErrorKind::Unsupported,
-            format!(
-                "envs for one execution are offered in Python contexts only; set them in the {} code, or as the sandbox's envs at its create",
-                contexts::language_name(language)
-            ),
-        );
-    }
+    let env = if env.is_empty() {
+        None
+    } else {
+        match env_cells(language, &env) {
+            Some(cells) => Some(cells),
+            None => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    ErrorKind::Unsupported,
+                    format!(
+                        "envs for one execution are not offered in {} contexts; set them as the sandbox's envs at its create",
+                        contexts::language_name(language)
+                    ),
+                )
+            }
+        }
+    };
     let busy = match state.manager.busy(&sandbox.owner, &sandbox.id).await {
         Ok(b) => b,
         Err(e) if e.kind == ErrorKind::NotFound => return Refusal::NotFound(sandbox.id).response(),
@@ -248,7 +243,6 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
     let timeout = Duration::from_secs(remaining);
     let count = next_count(&sandbox.id, &context);
     let context = context.clone();
-    let env = (!env.is_empty()).then_some(env);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let _ = tx.send(line(
         json!({"type": "number_of_executions", "execution_count": count}),
@@ -278,11 +272,11 @@ pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
         let session = busy.session();
         let quiet = || ExecuteOptions::new().timeout(timeout);
         if let Some(env) = &env {
-            let _ = session.execute_in(&context, &env_set(env), quiet()).await;
+            let _ = session.execute_in(&context, &env.set, quiet()).await;
         }
         let result = session.execute_in(&context, &code, options).await;
-        if env.is_some() {
-            let _ = session.execute_in(&context, env_restore(), quiet()).await;
+        if let Some(env) = &env {
+            let _ = session.execute_in(&context, env.restore, quiet()).await;
         }
         drop(busy);
         match result {

@@ -14,6 +14,7 @@
 mod contexts;
 mod control;
 mod dataplane;
+mod env_cells;
 mod files;
 mod filesystem;
 mod host;
