@@ -59,6 +59,8 @@ try {
 let h = await a.commands.run('sleep 1; echo bg', { background: true })
 log('listed command:', (await a.commands.list()).some((p) => p.pid === h.pid))
 log('wait:', (await h.wait()).stdout.trim())
+h = await a.commands.run('sleep 1; echo later', { background: true })
+log('connect:', (await (await a.commands.connect(h.pid)).wait()).stdout.trim())
 h = await a.commands.run('sleep 600', { background: true })
 log('kill:', await h.kill())
 h = await a.commands.run('read line; echo got $line', { background: true, stdin: true })
@@ -102,6 +104,7 @@ command: out err 0 out
 exit code: true 5
 listed command: true
 wait: bg
+connect: later
 kill: true
 stdin: got hi
 envs and cwd: hola /tmp

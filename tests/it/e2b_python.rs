@@ -97,6 +97,8 @@ except CommandExitException as e:
 h = a.commands.run("sleep 1; echo done", background=True)
 print("listed command:", h.pid in [p.pid for p in a.commands.list()])
 print("wait:", h.wait().stdout.strip())
+h = a.commands.run("sleep 1; echo later", background=True)
+print("connect:", a.commands.connect(h.pid).wait().stdout.strip())
 h = a.commands.run("sleep 600", background=True)
 print("kill:", h.kill(), a.commands.kill(h.pid))
 h = a.commands.run("read line; echo got $line", background=True, stdin=True)
@@ -169,6 +171,7 @@ command: ['out', '/home/user', '/home/user'] ['err'] 0 ['out', '/home/user', '/h
 exit code: 3 failing
 listed command: True
 wait: done
+connect: later
 kill: True False
 stdin: got hello
 command timeout: TimeoutException
