@@ -123,6 +123,8 @@ struct Node {
     i: usize,
     name: String,
     url: String,
+    /// `SANDPIT_POOL`: the warm pools it keeps (none unless a phase asks).
+    pool: String,
     child: Option<Child>,
 }
 
@@ -136,17 +138,23 @@ impl Node {
             .open(format!("{STATE}/n{}/serve.log", self.i))
             .unwrap();
         let addr = format!("198.18.0.1{}:9501", self.i);
+        let peer_addr = format!("198.18.0.1{}:9502", self.i);
+        let tls = format!("{STATE}/tls");
         let child = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/spc-n{}", self.i))
             .arg(sandpit_bin())
             .args(["serve", "--addr", &addr, "--data-dir", &data])
             .args(["--cluster", ETCD, "--node-name", &self.name])
-            .args(["--advertise", &self.url])
+            .args(["--advertise", &format!("https://{peer_addr}")])
+            .args(["--peer-addr", &peer_addr])
+            .args(["--peer-ca", &format!("{tls}/ca.pem")])
+            .args(["--peer-cert", &format!("{tls}/{}.pem", self.name)])
+            .args(["--peer-key", &format!("{tls}/{}.key", self.name)])
             .env(
                 "DOCKER_HOST",
                 format!("unix:///run/spc/n{}/docker.sock", self.i),
             )
-            .env("SANDPIT_POOL", "")
+            .env("SANDPIT_POOL", &self.pool)
             .env("SANDPIT_SNAPSHOTS", format!("file://{STATE}/snapshots"))
             .env("SANDPIT_SWEEP_INTERVAL", "1")
             .env("SANDPIT_LOG", "info")
@@ -299,12 +307,14 @@ fn records_total() -> u64 {
 #[test]
 fn a_three_node_cluster_routes_every_request_and_survives_its_faults() {
     script(&[&["up"], IMAGES].concat());
+    certificates();
     let mut cluster = Cluster {
         nodes: (1..=NODES)
             .map(|i| Node {
                 i,
                 name: format!("n{i}"),
                 url: format!("http://198.18.0.1{i}:9501"),
+                pool: String::new(),
                 child: None,
             })
             .collect(),
@@ -317,6 +327,7 @@ fn a_three_node_cluster_routes_every_request_and_survives_its_faults() {
     });
     assert!(live, "three live nodes: {:?}", status());
     let key = add_key("cluster-tests");
+    only_peers_forward(&cluster, &key);
 
     let orphan = plant_orphan(&cluster, &key);
     let sessions = placement_and_languages(&cluster, &key);
@@ -326,6 +337,7 @@ fn a_three_node_cluster_routes_every_request_and_survives_its_faults() {
         let logs: Vec<String> = cluster.nodes.iter().map(|n| n.log()).collect();
         logs.join("\n---\n")
     });
+    pool_members_are_claimed_across_nodes(&mut cluster, &key);
     keys_reach_every_node(&cluster, &key);
     etcd_without_quorum(&cluster, &key, &sessions);
     a_node_cut_from_etcd_keeps_serving(&cluster, &key, &sessions);
@@ -334,6 +346,123 @@ fn a_three_node_cluster_routes_every_request_and_survives_its_faults() {
     orphans_are_removed(&cluster, &orphan);
     a_lost_node_is_fenced_and_comes_back(&mut cluster, &key, &sessions);
     nothing_is_left(&cluster, &key);
+}
+
+/// `openssl ARGS` in `dir`.
+fn openssl(dir: &str, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cluster's CA and a certificate per node for its peer address (client and server
+/// use), made anew for each run in `{STATE}/tls`; and a rogue CA with a certificate of its
+/// own, which no node may take.
+fn certificates() {
+    let dir = format!("{STATE}/tls");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for ca in ["ca", "rogue-ca"] {
+        let subject = format!("/CN=sandpit test {ca}");
+        let args = format!(
+            "req -x509 -days 2 {ec} -keyout {ca}.key -out {ca}.pem \
+             -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+        );
+        let mut args: Vec<&str> = args.split_whitespace().collect();
+        args.extend(["-subj", &subject]);
+        openssl(&dir, &args);
+    }
+    let nodes: Vec<(String, String, &str)> = (1..=NODES)
+        .map(|i| (format!("n{i}"), format!("198.18.0.1{i}"), "ca"))
+        .chain([("rogue".to_string(), "198.18.0.1".to_string(), "rogue-ca")])
+        .collect();
+    for (name, ip, ca) in &nodes {
+        std::fs::write(
+            format!("{dir}/{name}.ext"),
+            format!(
+                "subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"
+            ),
+        )
+        .unwrap();
+        let args = format!("req -subj /CN={name} {ec} -keyout {name}.key -out {name}.csr");
+        openssl(&dir, &args.split_whitespace().collect::<Vec<_>>());
+        let args = format!(
+            "x509 -req -days 2 -in {name}.csr -CA {ca}.pem -CAkey {ca}.key -CAcreateserial \
+             -extfile {name}.ext -out {name}.pem"
+        );
+        openssl(&dir, &args.split_whitespace().collect::<Vec<_>>());
+    }
+}
+
+/// `curl` to node 1's peer port with `cert` (none: no client certificate): its HTTP status,
+/// or 0 when the TLS handshake failed.
+fn peer_health(cert: Option<&str>) -> u16 {
+    let dir = format!("{STATE}/tls");
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "5",
+    ])
+    .args(["--cacert", &format!("{dir}/ca.pem")]);
+    if let Some(name) = cert {
+        cmd.args(["--cert", &format!("{dir}/{name}.pem")])
+            .args(["--key", &format!("{dir}/{name}.key")]);
+    }
+    let out = cmd
+        .arg("https://198.18.0.11:9502/health")
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The nodes forward to each other over mTLS on their peer port (every phase after this
+/// goes through it): there a client without a certificate, or with one another CA signed,
+/// gets no further than the handshake; a node's own certificate gets through. A request
+/// claiming to be forwarded on the clients' port is refused.
+fn only_peers_forward(cluster: &Cluster, key: &str) {
+    assert_eq!(
+        peer_health(Some("n2")),
+        200,
+        "a node's certificate on n1's peer port"
+    );
+    assert_eq!(
+        peer_health(None),
+        0,
+        "no client certificate on n1's peer port"
+    );
+    assert_eq!(
+        peer_health(Some("rogue")),
+        0,
+        "another CA's certificate on n1's peer port"
+    );
+    let (status, body) = send(
+        req("GET", &format!("{}/v1/sessions", cluster.nodes[0].url), key)
+            .set("Sandpit-Forwarded", "n2"),
+        None,
+    );
+    assert_eq!(
+        status, 403,
+        "a forwarded request on the clients' port: {body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("mTLS"), "{body}");
+    let (status, _) = call(&cluster.nodes[0], key, "GET", "/v1/sessions", None);
+    assert_eq!(status, 200);
 }
 
 /// A container of node 2 that no session owns (as an open whose registry write failed
@@ -622,6 +751,171 @@ fn every_route_through_another_node(cluster: &Cluster, key: &str, sessions: &[(S
         );
         assert_eq!(status, 204);
     }
+}
+
+/// `etcdctl ARGS` against the cluster's etcd (from the host, on the registry network).
+fn etcdctl(args: &[&str]) -> String {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints=198.18.1.21:2379,198.18.1.22:2379,198.18.1.23:2379")
+        .args(args)
+        .output()
+        .expect("etcdctl");
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The idle pool members node `node` publishes: (member id, pool).
+fn idle_members(node: &str) -> Vec<(String, String)> {
+    let out = etcdctl(&["get", "--prefix", &format!("/sandpit/idle/{node}/")]);
+    let lines: Vec<&str> = out.lines().collect();
+    lines
+        .chunks(2)
+        .filter(|kv| kv.len() == 2)
+        .map(|kv| {
+            let id = kv[0].rsplit('/').next().unwrap().to_string();
+            let value: Value = serde_json::from_str(kv[1]).expect("an idle member's JSON");
+            (id, value["pool"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+/// A node's count of claims by `outcome` (its `/metrics`).
+fn claims(node: &Node, key: &str, outcome: &str) -> u64 {
+    let text = req("GET", &format!("{}/metrics", node.url), key)
+        .call()
+        .expect("metrics")
+        .into_string()
+        .unwrap();
+    let line = format!("sandpit_pool_claims_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Waits until node `node` publishes one idle python member other than `not`; returns it.
+fn one_idle_python(node: &str, not: &[String]) -> String {
+    let mut seen = Vec::new();
+    let found = eventually(Duration::from_secs(60), || {
+        seen = idle_members(node);
+        seen.len() == 1 && seen[0].1 == "[\"python\"]" && !not.contains(&seen[0].0)
+    });
+    assert!(
+        found,
+        "node {node} publishes {seen:?}, not one new idle python member"
+    );
+    seen[0].0.clone()
+}
+
+/// Node 3 keeps a warm pool of one python sandbox; nodes 1 and 2 keep none. One-shot runs
+/// through nodes 1 and 2 claim node 3's idle member through etcd (its entry is deleted in a
+/// transaction that succeeds once) and run there: node 1's engine opens nothing, node 3 holds
+/// the member for the run. Runs through nodes 1 and 2 at the same moment for the one member:
+/// exactly one claim wins, the other runs are served where they came in. Node 3 then goes
+/// back to no pool (its server restarted: its sessions adopted, its pool closed).
+fn pool_members_are_claimed_across_nodes(cluster: &mut Cluster, key: &str) {
+    let n3 = &mut cluster.nodes[2];
+    n3.stop();
+    n3.pool = "python=1".into();
+    n3.start();
+    let first = one_idle_python("n3", &[]);
+    let run = |via: &Node| -> (u16, Value) {
+        call(
+            via,
+            key,
+            "POST",
+            "/v1/run",
+            Some(json!({"language": "python", "code": "print(6 * 7)"})),
+        )
+    };
+    let (n1, n2, n3) = (&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]);
+    let on_n1 = sandpit_containers(1).len();
+    let (won, held) = (claims(n1, key, "won"), claims(n3, key, "held"));
+    let (status, body) = run(n1);
+    assert_eq!(status, 200, "a run through n1: {body}");
+    assert_eq!(body["stdout"], "42\n", "{body}");
+    assert_eq!(claims(n1, key, "won"), won + 1, "n1 claimed n3's member");
+    assert_eq!(
+        claims(n3, key, "held"),
+        held + 1,
+        "n3 held its member for the run"
+    );
+    assert_eq!(
+        sandpit_containers(1).len(),
+        on_n1,
+        "n1's engine opened a sandbox for a run n3's pool served"
+    );
+    assert!(
+        !idle_members("n3").iter().any(|(id, _)| *id == first),
+        "the claimed member is still published"
+    );
+
+    // Two nodes, two runs each, at the same moment, for the one idle member.
+    let second = one_idle_python("n3", std::slice::from_ref(&first));
+    let won_before = claims(n1, key, "won") + claims(n2, key, "won");
+    let held_before = claims(n3, key, "held");
+    let gone_before = claims(n3, key, "gone");
+    let barrier = std::sync::Barrier::new(4);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let runs: Vec<_> = [n1, n2, n1, n2]
+            .into_iter()
+            .map(|via| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    run(via)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["stdout"], "42\n", "{body}");
+    }
+    let won = claims(n1, key, "won") + claims(n2, key, "won") - won_before;
+    let lost = claims(n1, key, "lost") + claims(n2, key, "lost");
+    assert_eq!(won, 1, "claims of one member that won");
+    assert_eq!(claims(n3, key, "held"), held_before + 1);
+    assert_eq!(
+        claims(n3, key, "gone"),
+        gone_before,
+        "a claim found its member gone"
+    );
+    eprintln!("four runs at once for member {second}: one claim won ({lost} lost so far)");
+
+    // MCP's run_code claims too (for a key with no sandbox of its runs parked on n2).
+    let third = one_idle_python("n3", &[first, second]);
+    let held_before = claims(n3, key, "held");
+    let other_key = add_key("claims-over-mcp");
+    let response = req("POST", &format!("{}/mcp", n2.url), &other_key)
+        .set("Accept", "application/json, text/event-stream")
+        .set("MCP-Protocol-Version", "2025-06-18")
+        .send_json(
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+            "name": "run_code", "arguments": {"language": "python", "code": "print(6 * 7)"}}}),
+        )
+        .expect("MCP run_code through n2");
+    let answer: Value = response.into_json().unwrap();
+    assert!(
+        answer["result"]["content"].to_string().contains("42"),
+        "{answer}"
+    );
+    assert_eq!(
+        claims(n3, key, "held"),
+        held_before + 1,
+        "MCP's run_code through n2 ran on n3's member {third}"
+    );
+
+    let n3 = &mut cluster.nodes[2];
+    n3.stop();
+    n3.pool = String::new();
+    n3.start();
 }
 
 /// A key made with `--cluster` works on every node; its revocation reaches every node

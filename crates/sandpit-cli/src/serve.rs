@@ -7,7 +7,7 @@ use clap::Args;
 use std::sync::Arc;
 
 use sandpit_cluster::{Cluster, NodeSpec};
-use sandpit_service::{ClusterConfig, Manager, Registry, ServiceConfig, Store};
+use sandpit_service::{ClusterConfig, Manager, PeerTls, Registry, ServiceConfig, Store};
 
 use crate::connect::ConnectionArgs;
 
@@ -40,6 +40,20 @@ pub struct ServeArgs {
     /// The URL other nodes reach this one at, such as http://10.0.0.5:9501 [env: SANDPIT_ADVERTISE]
     #[arg(long, value_name = "URL")]
     advertise: Option<String>,
+    /// mTLS between nodes: where this node listens for the others, such as 10.0.0.5:9502
+    /// (with --peer-ca, --peer-cert and --peer-key; --advertise is then https:// on this
+    /// address) [env: SANDPIT_PEER_ADDR]
+    #[arg(long, value_name = "ADDR")]
+    peer_addr: Option<String>,
+    /// PEM: the CA that signs the nodes' certificates [env: SANDPIT_PEER_CA]
+    #[arg(long, value_name = "FILE")]
+    peer_ca: Option<PathBuf>,
+    /// PEM: this node's certificate, for its advertise address [env: SANDPIT_PEER_CERT]
+    #[arg(long, value_name = "FILE")]
+    peer_cert: Option<PathBuf>,
+    /// PEM: this node's private key [env: SANDPIT_PEER_KEY]
+    #[arg(long, value_name = "FILE")]
+    peer_key: Option<PathBuf>,
 }
 
 /// The settings the flags, the environment and the file give.
@@ -86,6 +100,7 @@ pub fn config(args: &ServeArgs) -> Result<ServiceConfig> {
                 labels: Default::default(),
                 max_sessions: 200,
                 lease_ttl: 5,
+                tls: None,
             });
         }
         (None, None) => {
@@ -94,8 +109,45 @@ pub fn config(args: &ServeArgs) -> Result<ServiceConfig> {
             }
         }
     }
+    peer_tls(args, &mut config)?;
     config.validate()?;
     Ok(config)
+}
+
+/// Lays the `--peer-*` flags (or their variables) over `[cluster.tls]`.
+fn peer_tls(args: &ServeArgs, config: &mut ServiceConfig) -> Result<()> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let file =
+        |flag: &Option<PathBuf>, var: &str| flag.clone().or_else(|| env(var).map(PathBuf::from));
+    let addr = args.peer_addr.clone().or_else(|| env("SANDPIT_PEER_ADDR"));
+    let ca = file(&args.peer_ca, "SANDPIT_PEER_CA");
+    let cert = file(&args.peer_cert, "SANDPIT_PEER_CERT");
+    let key = file(&args.peer_key, "SANDPIT_PEER_KEY");
+    if addr.is_none() && ca.is_none() && cert.is_none() && key.is_none() {
+        return Ok(());
+    }
+    let Some(cluster) = config.cluster.as_mut() else {
+        anyhow::bail!(
+            "--peer-addr, --peer-ca, --peer-cert and --peer-key go with --cluster etcd://HOST:PORT"
+        );
+    };
+    let old = cluster.tls.take();
+    let addr = addr.or_else(|| old.as_ref().map(|t| t.addr.clone()));
+    let ca = ca.or_else(|| old.as_ref().map(|t| t.ca.clone()));
+    let cert = cert.or_else(|| old.as_ref().map(|t| t.cert.clone()));
+    let key = key.or_else(|| old.as_ref().map(|t| t.key.clone()));
+    let (Some(addr), Some(ca), Some(cert), Some(key)) = (addr, ca, cert, key) else {
+        anyhow::bail!(
+            "mTLS between nodes takes all four: --peer-addr ADDR --peer-ca CA.pem --peer-cert CERT.pem --peer-key KEY.pem"
+        );
+    };
+    cluster.tls = Some(PeerTls {
+        addr,
+        ca,
+        cert,
+        key,
+    });
+    Ok(())
 }
 
 pub async fn serve(conn: &ConnectionArgs, args: ServeArgs) -> Result<u8> {

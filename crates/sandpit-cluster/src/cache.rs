@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::layout::{
-    name_in, KeyRecord, Lost, NodeInfo, SessionRoute, DRAIN, KEYS, LOST, NODES, SESSIONS,
+    name_in, IdleMember, KeyRecord, Lost, NodeInfo, SessionRoute, DRAIN, IDLE, KEYS, LOST, NODES,
+    SESSIONS,
 };
 
 /// What this node knows of the registry.
@@ -24,6 +25,8 @@ pub struct View {
     pub sessions: HashMap<String, SessionRoute>,
     /// Keys by id.
     pub keys: HashMap<String, KeyRecord>,
+    /// Idle warm-pool members by node: member id to pool.
+    pub idle: HashMap<String, HashMap<String, String>>,
 }
 
 impl View {
@@ -61,6 +64,23 @@ impl View {
                 }
                 None => {
                     self.sessions.remove(id);
+                }
+            }
+        } else if let Some((node, id)) = name_in(key, IDLE).and_then(|rest| rest.split_once('/')) {
+            match value.and_then(|v| serde_json::from_slice::<IdleMember>(v).ok()) {
+                Some(member) => {
+                    self.idle
+                        .entry(node.to_string())
+                        .or_default()
+                        .insert(id.to_string(), member.pool);
+                }
+                None => {
+                    if let Some(members) = self.idle.get_mut(node) {
+                        members.remove(id);
+                        if members.is_empty() {
+                            self.idle.remove(node);
+                        }
+                    }
                 }
             }
         } else if let Some(id) = name_in(key, KEYS) {
@@ -113,6 +133,24 @@ mod tests {
             pool_idle: 0,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn idle_members_come_and_go_by_node() {
+        let mut v = View::default();
+        let member = |pool: &str| serde_json::to_vec(&IdleMember { pool: pool.into() }).unwrap();
+        v.apply(b"/sandpit/idle/n1/m1", Some(&member("[\"python\"]")));
+        v.apply(b"/sandpit/idle/n1/m2", Some(&member("[\"ruby\"]")));
+        v.apply(b"/sandpit/idle/n2/m3", Some(&member("[\"python\"]")));
+        assert_eq!(v.idle["n1"]["m1"], "[\"python\"]");
+        assert_eq!(v.idle["n1"].len(), 2);
+        v.apply(b"/sandpit/idle/n2/m3", None);
+        assert!(
+            !v.idle.contains_key("n2"),
+            "a node with none idle is dropped"
+        );
+        v.apply(b"/sandpit/idle/n1/m1", None);
+        assert_eq!(v.idle["n1"].len(), 1);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub const DRAIN: &str = "/sandpit/drain/";
 pub const SESSIONS: &str = "/sandpit/sessions/";
 /// `keys/{id}`: [`KeyRecord`] (hashed); a revoked key's entry is deleted.
 pub const KEYS: &str = "/sandpit/keys/";
+/// `idle/{node}/{member}`: [`IdleMember`], an idle member of the node's warm pools, on its
+/// lease; a claim deletes it with a transaction that succeeds once.
+pub const IDLE: &str = "/sandpit/idle/";
 
 /// A node as it announces itself (renewed with its lease; load every few seconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +81,13 @@ pub struct SessionRoute {
     pub created: u64,
     /// Unix seconds when it closes.
     pub expires_at: u64,
+}
+
+/// An idle warm-pool member, as its node publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdleMember {
+    /// The pool it belongs to ([`sandpit_service::pool_name`]).
+    pub pool: String,
 }
 
 /// A key of the cluster, hashed.

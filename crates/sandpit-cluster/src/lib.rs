@@ -20,6 +20,7 @@ mod keys;
 pub mod layout;
 mod node;
 mod placement;
+mod pool_members;
 mod registry;
 mod routing;
 
@@ -28,4 +29,5 @@ pub use cache::View;
 pub use keys::ClusterKeys;
 pub use node::{Cluster, NodeSpec};
 pub use placement::{choose, Placement, CHOICES};
+pub use pool_members::ClaimedMember;
 pub use routing::Route;

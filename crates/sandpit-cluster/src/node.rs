@@ -100,8 +100,17 @@ impl Cluster {
     }
 
     /// Lets the node announce the load of `manager` (its open sessions and their memory).
+    /// Publishes its warm pools' idle members too, so other nodes can claim them.
     pub fn attach(&self, manager: Manager) {
-        let _ = self.inner.manager.set(manager);
+        if self.inner.manager.set(manager.clone()).is_ok() {
+            let me = self.clone();
+            tokio::spawn(async move { me.publish_idle(manager).await });
+        }
+    }
+
+    /// mTLS between nodes, when configured (`[cluster.tls]`).
+    pub fn peer_tls(&self) -> Option<&sandpit_service::PeerTls> {
+        self.inner.config.tls.as_ref()
     }
 
     /// This node's name.

@@ -187,11 +187,34 @@ pub async fn serve(
         .as_ref()
         .map(|c| c.name().to_string())
         .unwrap_or_default();
+    let peer_tls = cluster.as_ref().and_then(|c| c.peer_tls().cloned());
+    let client_tls = peer_tls
+        .as_ref()
+        .map(forward::tls::client_config)
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let state = AppState {
         manager: manager.clone(),
         base_url: Arc::new(base_url),
         cluster,
-        forwarder: forward::Forwarder::new(&node),
+        forwarder: forward::Forwarder::new(&node, client_tls),
+    };
+    // The other nodes' port (mTLS): the same API, its requests marked as a peer's.
+    let (stop_peers, peers_stop) = tokio::sync::watch::channel(false);
+    let peers = match &peer_tls {
+        Some(tls) => {
+            let listener = forward::tls::PeerListener::bind(tls).await?;
+            let app = router(state.clone()).layer(axum::Extension(forward::tls::FromPeer));
+            let mut stop = peers_stop;
+            Some(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stop| *stop).await;
+                    })
+                    .await
+            }))
+        }
+        None => None,
     };
     let app = router(state);
     // Streamed answers (server-sent events, NDJSON, Connect frames) are many small writes:
@@ -202,8 +225,14 @@ pub async fn serve(
         }
     });
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_peers.send(true);
+        })
         .await?;
+    if let Some(peers) = peers {
+        let _ = peers.await;
+    }
     manager.shutdown().await;
     Ok(())
 }

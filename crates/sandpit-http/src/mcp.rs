@@ -52,8 +52,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .merge(mcp)
 }
 
-/// What an MCP request names: a tool call's `session_id`, or a new session for
-/// `create_session` (read from the JSON-RPC body; every request is complete in itself).
+/// What an MCP request names: a tool call's `session_id`, a new session for `create_session`,
+/// a one-shot run for `run_code` (read from the JSON-RPC body; every request is complete in
+/// itself).
 pub(crate) fn target(parts: &axum::http::request::Parts) -> Option<crate::forward::Target> {
     use crate::forward::{Placement, Target};
     if parts.uri.path().trim_end_matches('/') != "/mcp" {
@@ -72,6 +73,9 @@ pub(crate) fn target(parts: &axum::http::request::Parts) -> Option<crate::forwar
         let params = &message["params"];
         if params["name"] == "create_session" {
             return Target::NewSession(Placement::default());
+        }
+        if params["name"] == "run_code" {
+            return crate::forward::RunKind::of(&params["arguments"]);
         }
         match params["arguments"]["session_id"].as_str() {
             Some(id) => Target::Session(id.to_string()),

@@ -11,7 +11,7 @@ use crate::error::{ServiceError, ServiceResult};
 mod cluster;
 mod e2b;
 
-pub use cluster::{etcd_endpoints, ClusterConfig};
+pub use cluster::{etcd_endpoints, ClusterConfig, PeerTls};
 pub use e2b::{E2bConfig, E2bTemplate};
 
 /// Everything the service can be told.
@@ -322,5 +322,27 @@ mod tests {
         let mut wrong = cluster;
         wrong.node_name = "a b".into();
         assert!(wrong.validate().is_err());
+    }
+
+    #[test]
+    fn mtls_between_nodes_needs_an_https_advertise_and_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("x.pem");
+        std::fs::write(&pem, "").unwrap();
+        let text = format!(
+            "[cluster]\netcd = \"etcd://10.0.0.2:2379\"\nnode_name = \"n1\"\nadvertise = \"https://10.0.0.5:9502\"\n\
+             [cluster.tls]\naddr = \"10.0.0.5:9502\"\nca = {p:?}\ncert = {p:?}\nkey = {p:?}\n",
+            p = pem
+        );
+        let c: ServiceConfig = toml::from_str(&text).unwrap();
+        c.validate().unwrap();
+        let cluster = c.cluster.unwrap();
+        let mut wrong = cluster.clone();
+        wrong.advertise = "http://10.0.0.5:9501".into();
+        assert!(wrong.validate().unwrap_err().message.contains("https://"));
+        let mut wrong = cluster;
+        wrong.tls.as_mut().unwrap().key = dir.path().join("missing.pem");
+        let message = wrong.validate().unwrap_err().message;
+        assert!(message.contains("cluster.tls.key"), "{message}");
     }
 }

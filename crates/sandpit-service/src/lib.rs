@@ -17,11 +17,11 @@ mod store;
 pub use sandpit::api as types;
 
 pub use config::{
-    default_data_dir, etcd_endpoints, ClusterConfig, E2bConfig, E2bTemplate, ServiceConfig,
+    default_data_dir, etcd_endpoints, ClusterConfig, E2bConfig, E2bTemplate, PeerTls, ServiceConfig,
 };
 pub use error::{ErrorKind, ServiceError, ServiceResult, Subject};
 pub use keys::{key_hash, mint_key, KeyStore, NewKey};
-pub use manager::{seconds, Busy, Entry, Manager, Owner, Program, SERVER_LABEL};
+pub use manager::{pool_name, seconds, Busy, Entry, Manager, Owner, Program, SERVER_LABEL};
 pub use metrics::Metrics;
 pub use registry::{Ownership, Registry, EPOCH_LABEL, NODE_LABEL};
 pub use store::{now, KeyFormat, KeyInfo, SessionRecord, Store};

@@ -19,6 +19,7 @@ use crate::registry::Registry;
 use crate::store::{SessionRecord, Store};
 
 mod adoption;
+mod claims;
 mod create;
 mod destroy;
 mod failure;
@@ -36,6 +37,7 @@ mod update;
 mod usage;
 mod validation;
 
+pub use claims::pool_name;
 pub use one_shot::Program;
 pub use validation::seconds;
 
@@ -129,6 +131,8 @@ struct Shared {
     pools: tokio::sync::Mutex<HashMap<recycling::PoolKey, SessionPool>>,
     /// Reset one-shot sandboxes waiting for their owner's next run.
     bins: recycling::Bins,
+    /// Pool members claimed by other nodes for the runs they forward here.
+    claims: claims::Claims,
     metrics: Metrics,
     /// When the sweeper last looked for containers of sessions that never opened.
     orphans_checked: Mutex<Instant>,
@@ -185,6 +189,7 @@ impl Manager {
                 lines: Mutex::new(HashMap::new()),
                 pools: tokio::sync::Mutex::new(HashMap::new()),
                 bins: recycling::Bins::default(),
+                claims: claims::Claims::default(),
                 metrics: Metrics::default(),
                 orphans_checked: Mutex::new(Instant::now()),
                 stopped_checked: Mutex::new(Instant::now()),

@@ -25,6 +25,7 @@ struct Histogram {
 pub struct Metrics {
     runs: Mutex<BTreeMap<&'static str, Histogram>>,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    pool_claims: Mutex<BTreeMap<&'static str, u64>>,
     sessions_opened: AtomicU64,
     sessions_closed: AtomicU64,
 }
@@ -69,6 +70,18 @@ impl Metrics {
             .lock()
             .expect("metrics")
             .entry(kind.as_str())
+            .or_default() += 1;
+    }
+
+    /// A warm-pool member claimed across a cluster, by outcome: on the node that took the
+    /// run `won`, `lost` (another node claimed it first) or `none` (nothing idle elsewhere);
+    /// on the member's node `held` (taken for the run) or `gone` (no longer idle).
+    pub fn pool_claim(&self, outcome: &'static str) {
+        *self
+            .pool_claims
+            .lock()
+            .expect("metrics")
+            .entry(outcome)
             .or_default() += 1;
     }
 
@@ -127,6 +140,15 @@ impl Metrics {
                 kind.as_str(),
                 errors.get(kind.as_str()).copied().unwrap_or(0)
             ));
+        }
+        let claims = self.pool_claims.lock().expect("metrics");
+        if !claims.is_empty() {
+            out.push_str("# HELP sandpit_pool_claims_total Warm-pool members claimed across the cluster, by outcome.\n# TYPE sandpit_pool_claims_total counter\n");
+            for (outcome, n) in claims.iter() {
+                out.push_str(&format!(
+                    "sandpit_pool_claims_total{{outcome=\"{outcome}\"}} {n}\n"
+                ));
+            }
         }
         out
     }

@@ -5,7 +5,9 @@
 //! was lost. A single server never runs it (no cluster in its state).
 
 mod proxy;
+mod runs;
 mod target;
+pub mod tls;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -14,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use sandpit_cluster::Route;
 use sandpit_service::{ErrorKind, Owner};
 
-pub use proxy::{Forwarder, FORWARDED, PLACED};
-pub use target::{header, placement_in, strip_key_prefix, Placement, Target, TargetOf};
+pub use proxy::{Forwarder, Unreachable, FORWARDED, PLACED};
+pub use runs::MEMBER;
+pub use target::{header, placement_in, strip_key_prefix, Placement, RunKind, Target, TargetOf};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -26,20 +29,33 @@ pub async fn route(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     if req.headers().contains_key(FORWARDED) {
-        return next.run(req).await;
+        if cluster.peer_tls().is_some() && req.extensions().get::<tls::FromPeer>().is_none() {
+            return ApiError::new(
+                ErrorKind::Refused,
+                "a forwarded request comes only from another node, over mTLS on its peer address",
+            )
+            .into_response();
+        }
+        let (parts, body) = req.into_parts();
+        runs::take_claimed_member(&state, &parts).await;
+        return next.run(Request::from_parts(parts, body)).await;
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // Only a node names a claimed member.
+    parts.headers.remove(MEMBER);
     let mut target = crate::TARGETS
         .iter()
         .find_map(|of| of(&parts))
         .unwrap_or(Target::Here);
     let mut body = body;
+    let mut read_body = None;
     if let Target::InBody(read) = target {
         let limit = state.manager.config().max_body_bytes;
         match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => {
                 target = read(&bytes);
-                body = Body::from(bytes);
+                body = Body::from(bytes.clone());
+                read_body = Some(bytes);
             }
             Err(_) => {
                 return ApiError::new(
@@ -50,10 +66,22 @@ pub async fn route(State(state): State<AppState>, req: Request, next: Next) -> R
             }
         }
     }
-    let caller = crate::auth::presented_key(&parts).or_else(|| key_in_path(parts.uri.path()));
+    let caller = caller_key(&parts);
     let req = Request::from_parts(parts, body);
     match target {
         Target::Here | Target::InBody(_) => next.run(req).await,
+        Target::Run(kind) => {
+            runs::serve(
+                &state,
+                &cluster,
+                kind,
+                caller.as_deref(),
+                read_body,
+                req,
+                next,
+            )
+            .await
+        }
         Target::NewSession(placement) => match cluster.place(&placement) {
             Ok(node) if node.name == cluster.name() => next.run(req).await,
             Ok(node) => {
@@ -123,6 +151,11 @@ fn caller_is(state: &AppState, key: Option<&str>, owner: &str) -> bool {
     }
     key.and_then(|key| state.manager.keys().verify(key).ok().flatten())
         .is_some_and(|k| k.id == owner)
+}
+
+/// The key a request presents: a header, or a `/k/{key}/...` path.
+fn caller_key(parts: &axum::http::request::Parts) -> Option<String> {
+    crate::auth::presented_key(parts).or_else(|| key_in_path(parts.uri.path()))
 }
 
 /// The key of a `/k/{key}/...` path.

@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Uri};
 use axum::response::Response;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -23,20 +24,46 @@ pub const PLACED: &str = "sandpit-placed";
 /// The HTTP client between nodes.
 #[derive(Clone, Debug)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     node: String,
 }
 
-/// Why a request could not be sent on.
+/// Why a request could not be sent on; the second field is true when no connection was made
+/// (nothing reached the node: the request may be served elsewhere).
 #[derive(Debug)]
-pub struct Unreachable(pub String);
+pub struct Unreachable(pub String, bool);
+
+impl Unreachable {
+    fn other(message: String) -> Unreachable {
+        Unreachable(message, false)
+    }
+
+    /// Whether the node was never reached (no connection), so nothing of the request ran.
+    pub fn before_sending(&self) -> bool {
+        self.1
+    }
+}
 
 impl Forwarder {
-    /// A client for node `node` (the name it puts in [`FORWARDED`]).
-    pub fn new(node: &str) -> Forwarder {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(1)));
-        connector.set_nodelay(true);
+    /// A client for node `node` (the name it puts in [`FORWARDED`]): with `tls` (mTLS
+    /// between nodes) it speaks only `https://` and presents the node's certificate; without,
+    /// only plain `http://`.
+    pub fn new(node: &str, tls: Option<rustls::ClientConfig>) -> Forwarder {
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_secs(1)));
+        http.set_nodelay(true);
+        let connector = match tls {
+            Some(config) => {
+                http.enforce_http(false);
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(http)
+            }
+            // Plain http only: the inner connector refuses https:// (and no CA is trusted).
+            None => HttpsConnector::from((http, super::tls::no_tls())),
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -61,7 +88,7 @@ impl Forwarder {
             .unwrap_or("/");
         let uri: Uri = format!("{}{path}", base.trim_end_matches('/'))
             .parse()
-            .map_err(|e| Unreachable(format!("bad address {base}: {e}")))?;
+            .map_err(|e| Unreachable::other(format!("bad address {base}: {e}")))?;
         parts.uri = uri;
         parts.version = axum::http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
@@ -77,7 +104,7 @@ impl Forwarder {
             .client
             .request(Request::from_parts(parts, body))
             .await
-            .map_err(|e| Unreachable(format!("{base}: {e}")))?;
+            .map_err(|e| Unreachable(format!("{base}: {e}"), e.is_connect()))?;
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, Body::new(body)))
@@ -95,7 +122,7 @@ impl Forwarder {
         let mut req = Request::new(Body::empty());
         *req.uri_mut() = path
             .parse()
-            .map_err(|e| Unreachable(format!("bad path {path}: {e}")))?;
+            .map_err(|e| Unreachable::other(format!("bad path {path}: {e}")))?;
         for name in [header::AUTHORIZATION, header::HOST] {
             if let Some(v) = like.get(&name) {
                 req.headers_mut().insert(name, v.clone());
@@ -108,14 +135,14 @@ impl Forwarder {
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
             .await
-            .map_err(|e| Unreachable(format!("{base}: {e}")))?;
+            .map_err(|e| Unreachable::other(format!("{base}: {e}")))?;
         if !status.is_success() {
-            return Err(Unreachable(format!(
+            return Err(Unreachable::other(format!(
                 "{base} answered {status}: {}",
                 String::from_utf8_lossy(&bytes)
             )));
         }
-        serde_json::from_slice(&bytes).map_err(|e| Unreachable(format!("{base}: {e}")))
+        serde_json::from_slice(&bytes).map_err(|e| Unreachable::other(format!("{base}: {e}")))
     }
 }
 

@@ -13,11 +13,54 @@ pub enum Target {
     Session(String),
     /// A new session: placement picks the node.
     NewSession(Placement),
+    /// A one-shot run: this node serves it when it has a sandbox for it at once; else it
+    /// claims an idle member of another node's warm pool and the run goes there.
+    Run(RunKind),
     /// The session is named in the body (JSON, read up to the body limit and then passed on
     /// unchanged): this reads it.
     InBody(fn(&[u8]) -> Target),
     /// Nothing to route: this node answers.
     Here,
+}
+
+/// What a one-shot run needs of its sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunKind {
+    /// Its language, as the request names it.
+    pub language: String,
+    /// The libraries it asks for (the pool's image holds them).
+    pub libraries: Vec<String>,
+    /// A sandbox no run used before.
+    pub fresh: bool,
+}
+
+impl RunKind {
+    /// The run a JSON object's `language`, `libraries` and `fresh` describe (the native
+    /// `/v1/run` body, MCP's `run_code` arguments); `Here` for anything else.
+    pub fn of(value: &serde_json::Value) -> Target {
+        let Some(language) = value["language"].as_str() else {
+            return Target::Here;
+        };
+        let libraries = match &value["libraries"] {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Array(items) => {
+                match items
+                    .iter()
+                    .map(|l| l.as_str().map(str::to_string))
+                    .collect()
+                {
+                    Some(libraries) => libraries,
+                    None => return Target::Here,
+                }
+            }
+            _ => return Target::Here,
+        };
+        Target::Run(RunKind {
+            language: language.to_string(),
+            libraries,
+            fresh: value["fresh"].as_bool().unwrap_or(false),
+        })
+    }
 }
 
 /// One layer's reading of a request: `None` when the request is not this layer's.
@@ -81,5 +124,32 @@ mod tests {
         assert_eq!(p.labels["disk"], "ssd");
         assert_eq!(p.memory, 1 << 30);
         assert_eq!(placement_in(b"not json"), Placement::default());
+    }
+
+    #[test]
+    fn a_run_names_its_language_libraries_and_freshness() {
+        let run = |v: serde_json::Value| match RunKind::of(&v) {
+            Target::Run(kind) => Some(kind),
+            _ => None,
+        };
+        assert_eq!(
+            run(
+                serde_json::json!({"language": "python", "code": "1", "libraries": ["numpy"], "fresh": true})
+            ),
+            Some(RunKind {
+                language: "python".into(),
+                libraries: vec!["numpy".into()],
+                fresh: true
+            })
+        );
+        assert_eq!(
+            run(serde_json::json!({"language": "ruby"})).map(|k| k.libraries.len()),
+            Some(0)
+        );
+        assert_eq!(run(serde_json::json!({"code": "1"})), None);
+        assert_eq!(
+            run(serde_json::json!({"language": "python", "libraries": "numpy"})),
+            None
+        );
     }
 }

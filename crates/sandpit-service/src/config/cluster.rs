@@ -23,6 +23,26 @@ pub struct ClusterConfig {
     /// Seconds the node's lease lives without a renewal: a node silent this long is lost.
     #[serde(default = "default_lease_ttl")]
     pub lease_ttl: u64,
+    /// `[cluster.tls]`: mTLS between nodes. Without it nodes forward in plain HTTP (and take
+    /// forwarded requests from anyone: keep them on a private network).
+    #[serde(default)]
+    pub tls: Option<PeerTls>,
+}
+
+/// `[cluster.tls]`: the nodes talk to each other over mTLS on a port of their own (`addr`,
+/// which `advertise` then names as `https://`), each presenting its certificate; a node takes
+/// a forwarded request only there, from a peer whose certificate `ca` signed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerTls {
+    /// Where this node listens for the other nodes (`10.0.0.5:9502`).
+    pub addr: String,
+    /// PEM: the CA that signs the nodes' certificates.
+    pub ca: std::path::PathBuf,
+    /// PEM: this node's certificate (for its advertise address; client and server use).
+    pub cert: std::path::PathBuf,
+    /// PEM: this node's private key.
+    pub key: std::path::PathBuf,
 }
 
 fn default_max_sessions() -> usize {
@@ -70,6 +90,22 @@ impl ClusterConfig {
         }
         if self.max_sessions == 0 {
             return Err(ServiceError::invalid("cluster.max_sessions: at least 1"));
+        }
+        if let Some(tls) = &self.tls {
+            if !a.starts_with("https://") {
+                return Err(ServiceError::invalid(format!(
+                    "advertise {:?}: with mTLS between nodes, give the https:// URL of the peer address {}",
+                    self.advertise, tls.addr
+                )));
+            }
+            for (what, path) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(ServiceError::invalid(format!(
+                        "cluster.tls.{what} {}: no such file (a PEM file)",
+                        path.display()
+                    )));
+                }
+            }
         }
         Ok(())
     }

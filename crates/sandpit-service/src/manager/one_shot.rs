@@ -66,7 +66,11 @@ impl Manager {
                 }
                 let key = PoolKey::new(program.language, &libraries);
                 let recycle = self.shared.config.recycle && !program.fresh;
-                let session = match recycle.then(|| self.recycled(owner, &key)).flatten() {
+                // A member another node claimed for this run comes first (it is fresh).
+                let session = match self
+                    .claimed(owner, &key)
+                    .or_else(|| recycle.then(|| self.recycled(owner, &key)).flatten())
+                {
                     Some(session) => session,
                     None => self.pool(&key).await?.acquire().await?.detach(),
                 };

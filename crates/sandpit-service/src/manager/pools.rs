@@ -52,6 +52,7 @@ impl Manager {
             },
         )?;
         pools.insert(key.clone(), pool.clone());
+        self.follow_pool(&pool);
         Ok(pool)
     }
 

@@ -62,6 +62,16 @@ impl Manager {
         session
     }
 
+    /// Whether a reset sandbox waits for `owner`'s next run of `pool`'s kind.
+    pub(super) fn has_parked(&self, owner: &Owner, pool: &PoolKey) -> bool {
+        let key = BinKey {
+            owner: owner.0.clone(),
+            pool: pool.clone(),
+        };
+        let parked = self.shared.bins.parked.lock().expect("bins");
+        parked.get(&key).is_some_and(|bin| !bin.is_empty())
+    }
+
     /// Resets `session` after a run of `owner`'s, in the background, and parks it for the
     /// owner's next run; closes it instead when the reset fails or the owner has as many parked
     /// as run slots.

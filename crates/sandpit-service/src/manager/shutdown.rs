@@ -11,6 +11,7 @@ impl Manager {
     /// Closes the warm pools (sessions stay: the next server process adopts them).
     pub async fn shutdown(&self) {
         self.close_parked(true);
+        self.close_claimed(true);
         for (_, pool) in self.shared.pools.lock().await.drain() {
             let _ = pool.close().await;
         }

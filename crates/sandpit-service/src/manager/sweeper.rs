@@ -26,6 +26,7 @@ impl Manager {
     /// Closes what expired or idled (or pauses what idled, when configured).
     pub async fn sweep(&self) {
         self.close_parked(false);
+        self.close_claimed(false);
         let t = now();
         let entries: Vec<Arc<Entry>> = self
             .shared
