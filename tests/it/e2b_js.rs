@@ -69,6 +69,7 @@ log('stdin:', (await h.wait()).stdout.trim())
 const env = await a.commands.run('echo $GREETING; pwd', { envs: { GREETING: 'hola' }, cwd: '/tmp' })
 log('envs and cwd:', env.stdout.trim().split('\n').join(' '))
 log('js context:', (await a.runCode('const q = 21; q * 2', { language: 'js' })).text)
+log('js envs:', (await a.runCode('process.env.ONE', { language: 'js', envs: { ONE: 'uno' } })).text)
 const ctx = await a.createCodeContext({ language: 'js' })
 log('own context:', ctx.language, (await a.runCode('typeof q', { context: ctx })).text)
 
@@ -109,6 +110,7 @@ kill: true
 stdin: got hi
 envs and cwd: hola /tmp
 js context: 42
+js envs: uno
 own context: javascript undefined
 info: running {"suite":"js"} code-interpreter-v1
 running: true

@@ -246,16 +246,21 @@ async def main():
         await a.files.read("/home/user/none")
     except NotFoundException:
         print("missing: NotFound")
-    r = await a.commands.run("echo async; exit 0")
-    print("command:", r.stdout.strip(), r.exit_code)
+    out = []
+    r = await a.commands.run("echo async; echo $ONE; pwd", envs={"ONE": "1"}, cwd="/tmp", on_stdout=out.append)
+    print("command:", r.stdout.split(), r.exit_code, "".join(out).split())
     try:
         await a.commands.run("exit 4")
     except CommandExitException as e:
         print("exit code:", e.exit_code)
     h = await a.commands.run("sleep 1; echo bg", background=True)
+    print("listed command:", h.pid in [p.pid for p in await a.commands.list()])
     print("wait:", (await h.wait()).stdout.strip())
     h = await a.commands.run("sleep 600", background=True)
     print("kill:", await h.kill())
+    h = await a.commands.run("read line; echo got $line", background=True, stdin=True)
+    await a.commands.send_stdin(h.pid, "async\n")
+    print("stdin:", (await h.wait()).stdout.strip())
     print("js:", (await a.run_code("[1, 2].map(v => v * 21).pop()", language="js")).text)
     await a.set_timeout(200)
     print("info:", (await a.get_info()).state.value, await a.is_running())
@@ -281,10 +286,12 @@ read: async text
 binary: True
 list: ['a.txt', 'b.bin']
 missing: NotFound
-command: async 0
+command: ['async', '1', '/tmp'] 0 ['async', '1', '/tmp']
 exit code: 4
+listed command: True
 wait: bg
 kill: True
+stdin: got async
 js: 42
 info: running True
 listed: True
