@@ -131,6 +131,26 @@ if ! ensure_gvisor; then
     export SANDPIT_SKIP_GVISOR=1
 fi
 
+# ---------------------------------------------------------------- leftovers
+section "leftovers of an earlier run"
+# A run or session that was killed leaves its labelled containers (and their volumes) on the
+# engines; they would count as leaks of this run. This machine's engines are the tests' own.
+remove_leftovers() {
+    local containers volumes
+    containers=$(docker ps -aq --filter label=sandpit.managed=true)
+    if [ -n "$containers" ]; then
+        echo "removing $(wc -w <<<"$containers") Sandpit container(s) left on $1 by an earlier run"
+        docker rm -f $containers >/dev/null
+    fi
+    volumes=$(docker volume ls -q --filter label=sandpit.session)
+    if [ -n "$volumes" ]; then
+        docker volume rm -f $volumes >/dev/null || true
+    fi
+}
+remove_leftovers Docker
+DOCKER_HOST=$SANDPIT_PODMAN_HOST remove_leftovers Podman
+echo "none left"
+
 # ---------------------------------------------------------------- build
 section "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets

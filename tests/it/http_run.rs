@@ -315,13 +315,19 @@ fn execute_run_and_commands_stream_server_sent_events() {
         "result" => assert_eq!(last.data["exit_code"], 137, "{rest:?}"),
         other => panic!("the stream ended with a {other:?} event: {rest:?}"),
     }
-    let (status, body) = server.json("GET", &s, None);
-    assert!(
-        status == 404 || (status == 410 && body["error"] == "gone"),
-        "the removed session should be gone: {status} {body}"
-    );
-    let (status, body) = server.json("GET", &s, None);
-    assert_eq!(status, 404, "the gone session should be forgotten: {body}");
+    // From then on the session says it was lost, and why.
+    for _ in 0..2 {
+        let (status, body) = server.json("GET", &s, None);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (410, Some("gone")),
+            "the removed session should say it was lost: {body}"
+        );
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains("lost")),
+            "{body}"
+        );
+    }
 }
 
 /// The command lines of the processes in the sandbox, as the sandbox user sees them.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::server::{containers_with, eventually, session_containers, Server};
+use crate::server::{containers_with, eventually, send, session_containers, Server};
 
 /// Unix seconds of an RFC 3339 UTC time such as `2026-11-27T20:00:00Z`.
 pub fn unix(text: &str) -> i64 {
@@ -480,5 +480,37 @@ fn a_restarted_server_keeps_its_sessions_and_drops_the_expired() {
         pool <= 1,
         "{pool} warm pool containers for a pool of 1: the old ones leaked"
     );
+    stop_and_check_nothing_left(server, &label);
+}
+
+#[test]
+fn a_session_lost_while_the_server_was_away_says_so_after_the_restart() {
+    let mut server = Server::start();
+    let lost = server.python_session();
+    let kept = server.python_session();
+    let label = server_label_of(&kept);
+    server.stop();
+    // Its sandbox goes while no server runs.
+    crate::server::close_session(&lost);
+    server.restart();
+    let (status, body) = server.json("GET", &format!("/v1/sessions/{lost}"), None);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("gone")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("lost")),
+        "{body}"
+    );
+    // Only to its own key: another key learns nothing of it.
+    let other = server.add_key("other");
+    let (status, _) = send(
+        server.req_as(&other, "GET", &format!("/v1/sessions/{lost}")),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, body) = server.json("GET", &format!("/v1/sessions/{kept}"), None);
+    assert_eq!(status, 200, "{body}");
     stop_and_check_nothing_left(server, &label);
 }

@@ -46,6 +46,7 @@ mod http_engine;
 mod http_files;
 mod http_keys;
 mod http_limits;
+mod http_processes;
 mod http_run;
 mod http_sessions;
 mod http_system;

@@ -270,10 +270,23 @@ impl SseStream {
             .set("Authorization", &format!("Bearer {key}"))
             .set("Accept", "text/event-stream")
             .send_json(body);
+        Self::read(result, path)
+    }
+
+    /// GETs `url` + `path` with `key`; the stream, unread.
+    pub fn get(url: &str, key: &str, path: &str) -> SseStream {
+        let result = ureq::get(&format!("{url}{path}"))
+            .set("Authorization", &format!("Bearer {key}"))
+            .set("Accept", "text/event-stream")
+            .call();
+        Self::read(result, path)
+    }
+
+    fn read(result: Result<ureq::Response, ureq::Error>, path: &str) -> SseStream {
         let response = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("POST {path} (events) failed: {e}"),
+            Err(e) => panic!("{path} (events) failed: {e}"),
         };
         let status = response.status();
         let content_type = response.header("content-type").unwrap_or("").to_string();
@@ -292,6 +305,17 @@ fn parse_data(text: &str) -> Value {
 }
 
 impl Server {
+    /// GETs `path` as an event stream; the stream, unread.
+    pub fn sse_get(&self, path: &str) -> SseStream {
+        let stream = SseStream::get(&self.url, &self.key, path);
+        assert_eq!(
+            stream.status, 200,
+            "GET {path} as events answered {}",
+            stream.status
+        );
+        stream
+    }
+
     /// Posts `body` with `Accept: text/event-stream` and returns the stream, unread.
     pub fn sse_open(&self, path: &str, body: Value) -> SseStream {
         self.sse_open_as(&self.key, path, body)

@@ -79,6 +79,7 @@ fn spawn_true() -> Op {
         output_limit: None,
         detached: false,
         tag: None,
+        start_only: false,
     })
 }
 

@@ -118,6 +118,10 @@ pub struct Spawn {
     /// Free text shown by `List`.
     #[serde(default)]
     pub tag: Option<String>,
+    /// With `detached`: `Started` is the call's only event, and the output is kept (as for a
+    /// detached process nobody follows) for the first `Attach`, from its very first byte.
+    #[serde(default)]
+    pub start_only: bool,
 }
 
 /// A user and group id.

@@ -67,6 +67,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/run", post(run::run))
         .route("/v1/sessions/{id}/commands", post(run::command))
         .route(
+            "/v1/sessions/{id}/processes",
+            post(processes::start).get(processes::list),
+        )
+        .route(
+            "/v1/sessions/{id}/processes/{pid}/output",
+            get(processes::output),
+        )
+        .route(
+            "/v1/sessions/{id}/processes/{pid}/stdin",
+            post(processes::stdin),
+        )
+        .route(
+            "/v1/sessions/{id}/processes/{pid}/signal",
+            post(processes::signal),
+        )
+        .route(
             "/v1/sessions/{id}/files",
             get(files::list).post(files::upload),
         )

@@ -50,7 +50,14 @@ impl Doc {
         let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .map(|name| {
+                let schema = if name == "pid" {
+                    json!({ "type": "integer", "minimum": 0 })
+                } else {
+                    json!({ "type": "string" })
+                };
+                json!({ "name": name, "in": "path", "required": true, "schema": schema })
+            })
             .collect();
         parameters.extend(params.iter().cloned());
         if path != "/health" && !path.starts_with("/v1/downloads/") {
@@ -236,6 +243,56 @@ pub fn document() -> Value {
         json_of(cmd),
         ("200", "the outcome", json_of(step)),
         &[400, 401, 403, 404, 410, 413, 429, 500, 503],
+        &[],
+    );
+    let start = d.schema::<StartProcess>();
+    let process = d.schema::<ProcessEntry>();
+    let processes = d.schema::<ProcessList>();
+    let input = d.schema::<ProcessInput>();
+    let signal = d.schema::<ProcessSignal>();
+    d.op(
+        "post",
+        "/v1/sessions/{id}/processes",
+        "Start a process in the background (it outlives this request)",
+        json_of(start),
+        ("201", "the process", json_of(process)),
+        &[400, 401, 403, 404, 410, 413, 429, 500, 503],
+        &[],
+    );
+    d.op(
+        "get",
+        "/v1/sessions/{id}/processes",
+        "The session's background processes",
+        None,
+        ("200", "the processes", json_of(processes)),
+        COMMON,
+        &[],
+    );
+    d.op(
+        "get",
+        "/v1/sessions/{id}/processes/{pid}/output",
+        "Follow a background process: server-sent events `output` (what it wrote while nobody followed, then as it writes) and a last `exit`",
+        None,
+        ("200", "the events", Some(("text/event-stream", json!({ "type": "string" })))),
+        COMMON,
+        &[],
+    );
+    d.op(
+        "post",
+        "/v1/sessions/{id}/processes/{pid}/stdin",
+        "Write to a background process's standard input (and close it with eof)",
+        json_of(input),
+        ("204", "written", None),
+        COMMON,
+        &[],
+    );
+    d.op(
+        "post",
+        "/v1/sessions/{id}/processes/{pid}/signal",
+        "Send a signal to a background process (kill takes what it started too)",
+        json_of(signal),
+        ("204", "sent", None),
+        COMMON,
         &[],
     );
     let one = d.schema::<OneShotRequest>();

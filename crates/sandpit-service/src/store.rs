@@ -121,7 +121,10 @@ impl Store {
                  expires_at INTEGER NOT NULL, idle_timeout INTEGER NOT NULL,
                  last_used INTEGER NOT NULL, metadata TEXT NOT NULL, env TEXT NOT NULL,
                  run_timeout_ms INTEGER NOT NULL, paused_since INTEGER);
-             CREATE TABLE IF NOT EXISTS server (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS server (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS lost (
+                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, reason TEXT NOT NULL,
+                 at INTEGER NOT NULL);",
         )?;
         Ok(Store {
             db: Arc::new(Mutex::new(db)),
@@ -293,6 +296,33 @@ impl Store {
         Ok(())
     }
 
+    /// Remembers that session `id` of `owner` was lost, and why: later calls say so (410)
+    /// rather than that it never existed.
+    pub fn mark_lost(&self, id: &str, owner: &str, reason: &str) -> ServiceResult<()> {
+        self.db().execute(
+            "INSERT OR REPLACE INTO lost (id, owner, reason, at) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![id, owner, reason, now() as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The owner of lost session `id` and why it was lost.
+    pub fn lost(&self, id: &str) -> ServiceResult<Option<(String, String)>> {
+        Ok(self
+            .db()
+            .query_row("SELECT owner, reason FROM lost WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// Forgets the sessions lost before `t` (Unix seconds).
+    pub fn forget_lost_before(&self, t: u64) -> ServiceResult<()> {
+        self.db()
+            .execute("DELETE FROM lost WHERE at < ?1", [t as i64])?;
+        Ok(())
+    }
+
     /// Forgets a session.
     pub fn delete_session(&self, id: &str) -> ServiceResult<()> {
         self.db()
@@ -363,6 +393,22 @@ mod tests {
         let id = store.server_id().unwrap();
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.server_id().unwrap(), id);
+    }
+
+    #[test]
+    fn lost_sessions_are_remembered_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.lost("s1").unwrap(), None);
+        store
+            .mark_lost("s1", "key_a", "its container was removed")
+            .unwrap();
+        assert_eq!(
+            store.lost("s1").unwrap(),
+            Some(("key_a".into(), "its container was removed".into()))
+        );
+        store.forget_lost_before(now() + 1).unwrap();
+        assert_eq!(store.lost("s1").unwrap(), None);
     }
 
     #[test]

@@ -201,6 +201,19 @@ impl ProcessHandle {
 impl SandboxSession {
     /// Starts a process in the background and subscribes to it.
     pub async fn spawn(&self, options: SpawnOptions) -> Result<ProcessHandle> {
+        let call = self.spawn_call(options, false).await?;
+        self.subscribed(call, None).await
+    }
+
+    /// Starts a process in the background without following it; its pid. Its output is kept
+    /// from the first byte (the last MiB) for [`SandboxSession::attach_process`].
+    pub async fn start_process(&self, options: SpawnOptions) -> Result<u32> {
+        let call = self.spawn_call(options, true).await?;
+        Ok(self.subscribed(call, None).await?.pid)
+    }
+
+    /// Sends the `Spawn` of `options`; the call, not yet answered.
+    async fn spawn_call(&self, options: SpawnOptions, start_only: bool) -> Result<Call> {
         self.check_open()?;
         if options.argv.is_empty() || options.argv[0].is_empty() {
             return Err(Error::InvalidInput(
@@ -243,10 +256,10 @@ impl SandboxSession {
         if !options.stdin {
             spawn.stdin = wire::StdinMode::Null;
         }
+        spawn.start_only = start_only;
         let _running = self.inner.install_lock.read().await;
         let agent = self.agent().await?;
-        let call = agent.call(Op::Spawn(spawn), &[]).await?;
-        self.subscribed(call, None).await
+        agent.call(Op::Spawn(spawn), &[]).await
     }
 
     /// Subscribes to a background process again: what it wrote while nobody listened (the last

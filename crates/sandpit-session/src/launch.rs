@@ -120,6 +120,7 @@ impl SandboxSession {
             output_limit: (!detached).then_some(launch.output_limit as u64),
             detached,
             tag,
+            start_only: false,
         }
     }
 

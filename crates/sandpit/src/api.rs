@@ -454,6 +454,121 @@ pub struct CommandRequest {
     pub env: BTreeMap<String, String>,
 }
 
+/// `POST /v1/sessions/{id}/processes`: a process that runs in the background, beyond the call
+/// that starts it (a server, a watcher, a long build).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartProcess {
+    /// Program and arguments, run without a shell; give this or `command`.
+    #[serde(default)]
+    pub argv: Vec<String>,
+    /// A command line, run by `sh -c`; give this or `argv`.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Extra environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Its working folder (absolute); default the workdir.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Keep its standard input open, to write to it later; otherwise it reads an empty input.
+    #[serde(default)]
+    pub stdin: bool,
+    /// Free text shown in the listing.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Seconds after which it is killed, with what it started; none: it runs until it ends,
+    /// is signalled, or the session closes.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+}
+
+/// A background process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProcessEntry {
+    /// Its id in the sandbox.
+    pub pid: u32,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Its working folder.
+    pub cwd: String,
+    /// Its tag.
+    pub tag: Option<String>,
+    /// Still running (an ended one is listed until its end was read once).
+    pub running: bool,
+    /// Its standard input is open.
+    pub stdin_open: bool,
+}
+
+impl From<crate::ProcessInfo> for ProcessEntry {
+    fn from(p: crate::ProcessInfo) -> Self {
+        ProcessEntry {
+            pid: p.pid,
+            argv: p.argv,
+            cwd: p.cwd,
+            tag: p.tag,
+            running: p.running,
+            stdin_open: p.stdin_open,
+        }
+    }
+}
+
+/// `GET /v1/sessions/{id}/processes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProcessList {
+    /// The session's background processes.
+    pub processes: Vec<ProcessEntry>,
+}
+
+/// `POST /v1/sessions/{id}/processes/{pid}/stdin`: text for its standard input.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessInput {
+    /// The text.
+    #[serde(default)]
+    pub data: String,
+    /// Close its standard input after the text (it reads the end).
+    #[serde(default)]
+    pub eof: bool,
+}
+
+/// `POST /v1/sessions/{id}/processes/{pid}/signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSignal {
+    /// `term`, `kill` (with everything it started), `int`, `hup`, `quit`, `usr1`, `usr2`,
+    /// `stop` or `cont`.
+    #[schemars(with = "String")]
+    pub signal: crate::Signal,
+}
+
+/// How a background process ended (the last event of its output stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProcessEnd {
+    /// Its exit code as a shell gives it (128 + the signal when one ended it).
+    pub exit_code: i64,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+    /// It ran past its timeout and was killed.
+    pub timed_out: bool,
+    /// The memory limit's killer ended it.
+    pub oom_killed: bool,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl From<crate::ProcessExit> for ProcessEnd {
+    fn from(e: crate::ProcessExit) -> Self {
+        ProcessEnd {
+            exit_code: e.exit_code,
+            signal: e.signal,
+            timed_out: e.timed_out,
+            oom_killed: e.oom_killed,
+            duration_ms: e.duration.as_millis() as u64,
+        }
+    }
+}
+
 /// One file or folder in the workdir.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FileEntry {

@@ -59,7 +59,12 @@ pub fn spawn(agent: &mut Agent, call: CallId, spec: Spawn) {
     ) else {
         return;
     };
+    let start_only = spec.start_only && spec.detached;
     match start(agent, spec) {
+        Ok(pid) if start_only => {
+            agent.emit(reply, EventBody::Started { pid }, &[]);
+            agent.calls.remove(&reply.call);
+        }
         Ok(pid) => {
             if let Some(CallKind::Process { pid: p, .. }) = agent.call_mut(reply) {
                 *p = pid;

@@ -106,3 +106,32 @@ fn a_new_connection_kills_processes_not_detached() {
     assert!(reply.processes.is_empty());
     assert!(gone_within(pid, Duration::from_secs(3)));
 }
+
+#[test]
+fn a_process_started_alone_keeps_its_output_from_the_first_byte() {
+    let mut agent = Agent::start();
+    let mut spec = spawn_spec(&[
+        "/bin/sh",
+        "-c",
+        "echo first; sleep 0.2; echo second; exec sleep 30",
+    ]);
+    spec.detached = true;
+    spec.start_only = true;
+    let (call, pid) = agent.spawn(spec);
+    std::thread::sleep(Duration::from_millis(600));
+    // The start call said Started and nothing more: the output waited for an attach.
+    let EventBody::Processes { processes } = agent.ask(Op::List) else {
+        panic!("Processes")
+    };
+    assert_eq!((processes.len(), processes[0].pid), (1, pid));
+    let attach = agent.send(Op::Attach(Attach { pid }));
+    assert_ne!(attach, call);
+    assert_eq!(agent.next_event(attach).0, EventBody::Started { pid });
+    let mut kept = Vec::new();
+    while kept.len() < b"first\nsecond\n".len() {
+        let (body, data) = agent.next_event(attach);
+        assert!(matches!(body, EventBody::Output { .. }), "{body:?}");
+        kept.extend(data);
+    }
+    assert_eq!(kept, b"first\nsecond\n");
+}

@@ -419,6 +419,7 @@ pub fn spawn_spec(argv: &[&str]) -> Spawn {
         output_limit: None,
         detached: false,
         tag: None,
+        start_only: false,
     }
 }
 

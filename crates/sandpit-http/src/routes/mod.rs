@@ -2,6 +2,7 @@
 
 pub mod files;
 pub mod packages;
+pub mod processes;
 pub mod run;
 pub mod sessions;
 pub mod snapshots;

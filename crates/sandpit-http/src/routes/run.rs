@@ -135,7 +135,9 @@ fn no_nul(what: &str, text: &str) -> Result<(), ServiceError> {
 }
 
 /// Checks extra environment variables: names non-empty without `=` or NUL, values without NUL.
-fn check_env(env: &std::collections::BTreeMap<String, String>) -> Result<(), ServiceError> {
+pub(crate) fn check_env(
+    env: &std::collections::BTreeMap<String, String>,
+) -> Result<(), ServiceError> {
     for (key, value) in env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             return Err(ServiceError::invalid(format!(

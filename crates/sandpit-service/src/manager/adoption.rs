@@ -93,6 +93,16 @@ impl Manager {
         true
     }
 
+    /// Removes every container of session `id`.
+    async fn remove_containers_of(&self, id: &str) {
+        let label = format!("{}={id}", sandpit::labels::SESSION);
+        if let Ok(containers) = self.shared.engine.list_containers(&label).await {
+            for c in containers {
+                let _ = self.shared.engine.remove_container(&c.name).await;
+            }
+        }
+    }
+
     /// Carries on with the sessions of this server's previous process.
     pub(super) async fn adopt_all(&self) {
         let records = match self.shared.store.sessions() {
@@ -157,7 +167,16 @@ impl Manager {
                         .insert(record.id.clone(), entry);
                 }
                 Err(e) => {
-                    tracing::warn!("session {} is gone ({e}); forgetting it", record.id);
+                    tracing::warn!(
+                        "session {} cannot be taken over ({e}); it is lost",
+                        record.id
+                    );
+                    if matches!(e, sandpit::Error::Incompatible { .. }) {
+                        // Nobody can reach into it: its container goes now.
+                        self.remove_containers_of(&record.id).await;
+                    }
+                    let why = sandpit::one_line(&e);
+                    let _ = self.shared.store.mark_lost(&record.id, &record.owner, &why);
                     let _ = self.shared.store.delete_session(&record.id);
                     if let Some(registry) = &self.shared.registry {
                         registry.remove_session(&record.id).await;

@@ -34,6 +34,7 @@ impl Manager {
             }
         }
         if e.kind() == sandpit::ErrorKind::Gone {
+            self.mark_lost(entry, &sandpit::one_line(&e));
             self.forget(entry).await;
         }
         // A container removed from outside while a call ran shows up as whatever that call
@@ -48,16 +49,26 @@ impl Manager {
                 Ok(state) => state.status.is_going(),
             };
             if removed {
-                self.forget(entry).await;
-                return ServiceError::new(
-                    ErrorKind::Gone,
-                    format!(
-                        "sandbox container {name} is gone (removed or killed from outside); open a new session"
-                    ),
+                let why = format!(
+                    "sandbox container {name} is gone (removed or killed from outside); open a new session"
                 );
+                self.mark_lost(entry, &why);
+                self.forget(entry).await;
+                return ServiceError::new(ErrorKind::Gone, why);
             }
         }
         e.into()
+    }
+
+    /// Remembers a session as lost, so that later calls answer 410 with `why`.
+    pub(super) fn mark_lost(&self, entry: &Arc<Entry>, why: &str) {
+        if let Err(e) = self
+            .shared
+            .store
+            .mark_lost(entry.session.id(), &entry.owner(), why)
+        {
+            tracing::warn!("cannot remember that {} was lost: {e}", entry.session.id());
+        }
     }
 
     /// Closes a session that ended without its owner asking (expired, idle, gone).

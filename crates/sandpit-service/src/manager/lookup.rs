@@ -24,18 +24,36 @@ impl Manager {
 
     /// The owner's session `id` (another owner's is "not found").
     pub fn get(&self, owner: &Owner, id: &str) -> ServiceResult<Arc<Entry>> {
-        let entry = self
+        let found = self
             .shared
             .sessions
             .read()
             .expect("sessions")
             .get(id)
-            .cloned()
-            .ok_or_else(|| ServiceError::no_session(id))?;
+            .cloned();
+        let Some(entry) = found else {
+            return Err(self.lost_or_unknown(owner, id));
+        };
         if entry.owner() != owner.0 {
             return Err(ServiceError::no_session(id));
         }
         Ok(entry)
+    }
+
+    /// 410 for a session of `owner` this server lost (its sandbox removed from outside, or one
+    /// it could not take over after a restart), saying why; else 404.
+    fn lost_or_unknown(&self, owner: &Owner, id: &str) -> ServiceError {
+        match self.shared.store.lost(id) {
+            Ok(Some((lost_owner, reason))) if lost_owner == owner.0 => {
+                let mut e = ServiceError::new(
+                    ErrorKind::Gone,
+                    format!("session {id} was lost: {reason}; open a new session"),
+                );
+                e.subject = Some(crate::error::Subject::Session);
+                e
+            }
+            _ => ServiceError::no_session(id),
+        }
     }
 
     /// Who owns session `id`, when this server holds it: for a credential that names a

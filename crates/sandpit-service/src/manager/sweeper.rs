@@ -28,6 +28,11 @@ impl Manager {
         self.close_parked(false);
         self.close_claimed(false);
         let t = now();
+        // A lost session is remembered as long as it could have lived.
+        let _ = self
+            .shared
+            .store
+            .forget_lost_before(t.saturating_sub(self.shared.config.max_lifetime));
         let entries: Vec<Arc<Entry>> = self
             .shared
             .sessions
