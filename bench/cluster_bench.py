@@ -10,7 +10,10 @@ of scripts/cluster.sh: a network namespace and a Docker engine per node, three e
 - how long a node killed by PID takes to be declared lost and its sessions to answer 410
   (target <= 10 s).
 
-    sudo python3 bench/cluster_bench.py [--sandpit target/release/sandpit] [--json]
+    sudo python3 bench/cluster_bench.py [--sandpit target/release/sandpit] [--json] [--mtls]
+
+With --mtls the nodes forward to each other over mTLS (certificates made by openssl for the
+run, in /var/tmp/sandpit-cluster/tls), as `[cluster.tls]` configures them.
 
 The figures are reported whatever they are. Only the standard library is used; the cluster is
 torn down at the end (scripts/cluster.sh down), every session closed first.
@@ -78,16 +81,39 @@ def etcd_revision():
     return int(answer["header"]["revision"])
 
 
-def start_node(sandpit, i, name, addr):
+def certificates():
+    """The cluster's CA and a certificate per node for its peer address."""
+    tls = os.path.join(STATE, "tls")
+    os.makedirs(tls, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=tls, check=True, capture_output=True)
+    run("req", "-x509", "-days", "2", *ec, "-subj", "/CN=sandpit bench ca", "-keyout", "ca.key",
+        "-out", "ca.pem", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, addr in NODES:
+        with open(os.path.join(tls, name + ".ext"), "w") as f:
+            f.write("subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n" % addr)
+        run("req", *ec, "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr")
+        run("x509", "-req", "-days", "2", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey",
+            "ca.key", "-CAcreateserial", "-extfile", name + ".ext", "-out", name + ".pem")
+    return tls
+
+
+def start_node(sandpit, i, name, addr, tls=None):
     data = "%s/n%d/sandpit" % (STATE, i)
     os.makedirs(data, exist_ok=True)
     log = open("%s/n%d/serve.log" % (STATE, i), "ab")
     env = dict(os.environ, DOCKER_HOST="unix:///run/spc/n%d/docker.sock" % i,
                SANDPIT_POOL="", SANDPIT_SWEEP_INTERVAL="1",
                SANDPIT_SESSIONS_PER_KEY="500", SANDPIT_RUNS_PER_KEY="64")
+    peer = ["--advertise", "http://%s:9501" % addr]
+    if tls:
+        peer = ["--advertise", "https://%s:9502" % addr, "--peer-addr", addr + ":9502",
+                "--peer-ca", tls + "/ca.pem", "--peer-cert", "%s/%s.pem" % (tls, name),
+                "--peer-key", "%s/%s.key" % (tls, name)]
     p = subprocess.Popen(["nsenter", "--net=/var/run/netns/spc-n%d" % i, sandpit, "serve",
                           "--addr", addr + ":9501", "--data-dir", data, "--cluster", ETCD,
-                          "--node-name", name, "--advertise", "http://%s:9501" % addr],
+                          "--node-name", name, *peer],
                          env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=log)
     deadline = time.time() + 60
@@ -122,15 +148,17 @@ def main():
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--creates", type=int, default=10)
     ap.add_argument("--executes", type=int, default=100)
+    ap.add_argument("--mtls", action="store_true", help="the nodes talk mTLS to each other")
     args = ap.parse_args()
     sandpit = os.path.abspath(args.sandpit)
     script("up", "sandpit/python:latest")
     procs = {}
     opened = []
-    out = {"cores": os.cpu_count()}
+    out = {"cores": os.cpu_count(), "mtls": args.mtls}
+    tls = certificates() if args.mtls else None
     try:
         for i, (name, addr) in enumerate(NODES, 1):
-            procs[name] = start_node(sandpit, i, name, addr)
+            procs[name] = start_node(sandpit, i, name, addr, tls)
         key = subprocess.run([sandpit, "keys", "add", "--name", "bench", "--cluster", ETCD],
                              check=True, capture_output=True, text=True).stdout.strip()
         time.sleep(2)
