@@ -753,33 +753,34 @@ fn every_route_through_another_node(cluster: &Cluster, key: &str, sessions: &[(S
     }
 }
 
-/// `etcdctl ARGS` against the cluster's etcd (from the host, on the registry network).
-fn etcdctl(args: &[&str]) -> String {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints=198.18.1.21:2379,198.18.1.22:2379,198.18.1.23:2379")
-        .args(args)
-        .output()
-        .expect("etcdctl");
-    assert!(
-        out.status.success(),
-        "etcdctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The idle pool members node `node` publishes: (member id, pool).
+/// The idle pool members node `node` publishes: (member id, pool), read through etcd's JSON
+/// gateway (from the host, on the registry network).
 fn idle_members(node: &str) -> Vec<(String, String)> {
-    let out = etcdctl(&["get", "--prefix", &format!("/sandpit/idle/{node}/")]);
-    let lines: Vec<&str> = out.lines().collect();
-    lines
-        .chunks(2)
-        .filter(|kv| kv.len() == 2)
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let prefix = format!("/sandpit/idle/{node}/");
+    // The prefix's range ends where its last byte ('/') is one more ('0').
+    let end = format!("/sandpit/idle/{node}0");
+    let answer: Value = ureq::post("http://198.18.1.21:2379/v3/kv/range")
+        .timeout(Duration::from_secs(5))
+        .send_json(json!({"key": b64.encode(&prefix), "range_end": b64.encode(&end)}))
+        .expect("etcd's range")
+        .into_json()
+        .expect("etcd's JSON");
+    let decode = |v: &Value| String::from_utf8(b64.decode(v.as_str().unwrap()).unwrap()).unwrap();
+    answer["kvs"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
         .map(|kv| {
-            let id = kv[0].rsplit('/').next().unwrap().to_string();
-            let value: Value = serde_json::from_str(kv[1]).expect("an idle member's JSON");
-            (id, value["pool"].as_str().unwrap_or_default().to_string())
+            let key = decode(&kv["key"]);
+            let value: Value =
+                serde_json::from_str(&decode(&kv["value"])).expect("an idle member's JSON");
+            (
+                key[prefix.len()..].to_string(),
+                value["pool"].as_str().unwrap_or_default().to_string(),
+            )
         })
         .collect()
 }
@@ -858,6 +859,7 @@ fn pool_members_are_claimed_across_nodes(cluster: &mut Cluster, key: &str) {
     // Two nodes, two runs each, at the same moment, for the one idle member.
     let second = one_idle_python("n3", std::slice::from_ref(&first));
     let won_before = claims(n1, key, "won") + claims(n2, key, "won");
+    let lost_before = claims(n1, key, "lost") + claims(n2, key, "lost");
     let held_before = claims(n3, key, "held");
     let gone_before = claims(n3, key, "gone");
     let barrier = std::sync::Barrier::new(4);
@@ -879,7 +881,7 @@ fn pool_members_are_claimed_across_nodes(cluster: &mut Cluster, key: &str) {
         assert_eq!(body["stdout"], "42\n", "{body}");
     }
     let won = claims(n1, key, "won") + claims(n2, key, "won") - won_before;
-    let lost = claims(n1, key, "lost") + claims(n2, key, "lost");
+    let lost = claims(n1, key, "lost") + claims(n2, key, "lost") - lost_before;
     assert_eq!(won, 1, "claims of one member that won");
     assert_eq!(claims(n3, key, "held"), held_before + 1);
     assert_eq!(
@@ -887,7 +889,9 @@ fn pool_members_are_claimed_across_nodes(cluster: &mut Cluster, key: &str) {
         gone_before,
         "a claim found its member gone"
     );
-    eprintln!("four runs at once for member {second}: one claim won ({lost} lost so far)");
+    eprintln!(
+        "four runs at once for member {second}: one claim won, {lost} lost their transaction"
+    );
 
     // MCP's run_code claims too (for a key with no sandbox of its runs parked on n2).
     let third = one_idle_python("n3", &[first, second]);
