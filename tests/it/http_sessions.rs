@@ -73,10 +73,14 @@ fn ids(list: &Value) -> Vec<String> {
     ids
 }
 
-#[test]
-fn sessions_are_made_listed_shown_changed_and_closed() {
-    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
-    let t0 = now();
+/// A server with no warm pool, for the tests that count a session's containers.
+fn server_without_pool() -> Server {
+    Server::start_with(&[("SANDPIT_POOL", "")], &[])
+}
+
+/// Opens the session "analysis-1" with every setting given (the alias `py` for its language);
+/// answers with its id and the creation's answer.
+fn open_analysis(server: &Server) -> (String, Value) {
     let (status, a) = server.json(
         "POST",
         "/v1/sessions",
@@ -97,7 +101,14 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
         })),
     );
     assert_eq!(status, 201, "{a}");
-    let id = a["id"].as_str().unwrap().to_string();
+    (a["id"].as_str().unwrap().to_string(), a)
+}
+
+#[test]
+fn a_session_is_made_with_the_settings_it_was_asked_for() {
+    let server = server_without_pool();
+    let t0 = now();
+    let (id, a) = open_analysis(&server);
     assert!(
         id.len() >= 8 && id.chars().all(|c| c.is_ascii_hexdigit()),
         "id {id:?}"
@@ -136,8 +147,14 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
         slow["timed_out"], true,
         "a timeout is a result, not an error: {slow}"
     );
+    let label = server_label_of(&id);
+    stop_and_check_nothing_left(server, &label);
+}
 
-    // Get-or-create: the same name is the same session, no second container.
+#[test]
+fn the_same_name_is_the_same_session() {
+    let server = server_without_pool();
+    let (id, _) = open_analysis(&server);
     let (status, again) = server.json(
         "POST",
         "/v1/sessions",
@@ -145,8 +162,19 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
     );
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"], id.as_str());
-    assert_eq!(session_containers(&id), 1);
+    assert_eq!(
+        session_containers(&id),
+        1,
+        "a second container for the name"
+    );
+    let label = server_label_of(&id);
+    stop_and_check_nothing_left(server, &label);
+}
 
+#[test]
+fn sessions_are_listed_by_language_name_and_metadata() {
+    let server = server_without_pool();
+    let (id, _) = open_analysis(&server);
     let b = server.session_with(json!({
         "language": "python", "name": "b", "metadata": {"user": "bob", "team": "x"}
     }));
@@ -177,8 +205,14 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
         assert_eq!(status, 400, "GET /v1/sessions{query}: {body}");
         assert_eq!(body["error"], "invalid_input");
     }
+    let label = server_label_of(&b);
+    stop_and_check_nothing_left(server, &label);
+}
 
-    // Show: the session plus what it uses now.
+#[test]
+fn a_session_is_shown_with_what_it_uses_now() {
+    let server = server_without_pool();
+    let (id, _) = open_analysis(&server);
     let (status, shown) = server.json("GET", &format!("/v1/sessions/{id}"), None);
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["id"], id.as_str());
@@ -202,8 +236,13 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
         assert!(usage[field].is_number(), "usage.{field} missing: {usage}");
     }
     assert!(usage["memory_bytes"].as_u64().unwrap() > 0, "{usage}");
+    let label = server_label_of(&id);
+    stop_and_check_nothing_left(server, &label);
+}
 
-    // Change: lifetime from now, idle timeout, metadata merged.
+/// Changes the session's lifetime (from now), idle timeout and metadata (merged); answers with
+/// the session as changed.
+fn change_analysis(server: &Server, id: &str) -> Value {
     let (status, changed) = server.json(
         "PATCH",
         &format!("/v1/sessions/{id}"),
@@ -226,9 +265,24 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
         changed["metadata"],
         json!({"user": "alice", "team": "y", "stage": "2"})
     );
-    let before = changed;
+    changed
+}
 
-    // Bad changes are refused and change nothing, not even the parts that were fine.
+#[test]
+fn a_session_changes_its_lifetime_idle_timeout_and_metadata() {
+    let server = server_without_pool();
+    let (id, _) = open_analysis(&server);
+    change_analysis(&server, &id);
+    let label = server_label_of(&id);
+    stop_and_check_nothing_left(server, &label);
+}
+
+#[test]
+fn bad_changes_are_refused_and_change_nothing() {
+    let server = server_without_pool();
+    let (id, _) = open_analysis(&server);
+    let before = change_analysis(&server, &id);
+    // Not even the parts that were fine.
     for bad in [
         json!({"timeout": 0}),
         json!({"timeout": 10_000_000}),
@@ -249,8 +303,15 @@ fn sessions_are_made_listed_shown_changed_and_closed() {
             );
         }
     }
+    let label = server_label_of(&id);
+    stop_and_check_nothing_left(server, &label);
+}
 
-    // Close: 204, then it is gone for every route, and so is its container.
+#[test]
+fn a_closed_session_is_gone_with_its_container_and_frees_its_name() {
+    let server = server_without_pool();
+    let (id, _) = open_analysis(&server);
+    let b = server.session_with(json!({"language": "python", "name": "b"}));
     let (status, body) = server.json("DELETE", &format!("/v1/sessions/{id}"), None);
     assert_eq!(status, 204, "{body}");
     let (status, body) = server.json("GET", &format!("/v1/sessions/{id}"), None);
@@ -356,12 +417,11 @@ fn sessions_expire_by_lifetime_and_by_idleness() {
 }
 
 #[test]
-fn a_restarted_server_keeps_its_sessions_and_drops_the_expired() {
+fn a_restarted_server_keeps_a_session_with_its_files_env_and_name() {
     let mut server = Server::start();
     let keeper = server.session_with(json!({
         "language": "python", "name": "keeper", "metadata": {"user": "alice"}, "run_timeout": 20
     }));
-    let sibling = server.session_with(json!({"language": "python", "timeout": 4}));
     let label = server_label_of(&keeper);
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let (status, body) = server.raw_keyed(
@@ -383,16 +443,6 @@ fn a_restarted_server_keeps_its_sessions_and_drops_the_expired() {
     );
     assert_eq!(status, 200);
     let (_, before) = server.json("GET", &format!("/v1/sessions/{keeper}"), None);
-    let sibling_expires = {
-        let (_, s) = server.json("GET", &format!("/v1/sessions/{sibling}"), None);
-        unix(s["expires_at"].as_str().unwrap())
-    };
-
-    // Down past the sibling's end, then up again on the same data folder.
-    server.stop();
-    while now() <= sibling_expires + 1 {
-        std::thread::sleep(Duration::from_millis(200));
-    }
     server.restart();
 
     let (status, after) = server.json("GET", &format!("/v1/sessions/{keeper}"), None);
@@ -460,8 +510,28 @@ fn a_restarted_server_keeps_its_sessions_and_drops_the_expired() {
     );
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["id"], keeper.as_str());
+    stop_and_check_nothing_left(server, &label);
+}
 
-    // The sibling expired while the server was away: gone, container and all.
+#[test]
+fn a_restarted_server_drops_the_sessions_that_expired_while_it_was_away() {
+    let mut server = Server::start();
+    let keeper = server.python_session();
+    let sibling = server.session_with(json!({"language": "python", "timeout": 4}));
+    let label = server_label_of(&keeper);
+    let sibling_expires = {
+        let (_, s) = server.json("GET", &format!("/v1/sessions/{sibling}"), None);
+        unix(s["expires_at"].as_str().unwrap())
+    };
+
+    // Down past the sibling's end, then up again on the same data folder.
+    server.stop();
+    while now() <= sibling_expires + 1 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.restart();
+
+    // Gone, container and all.
     let (status, body) = server.json("GET", &format!("/v1/sessions/{sibling}"), None);
     assert_eq!(status, 404, "{body}");
     assert!(
