@@ -43,9 +43,11 @@ mod timeout;
 mod tools;
 
 mod http_engine;
+mod http_environment;
 mod http_files;
 mod http_keys;
 mod http_limits;
+mod http_packages;
 mod http_processes;
 mod http_run;
 mod http_sessions;

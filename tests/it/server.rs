@@ -487,6 +487,36 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// POSTs JSON, asserting 200; answers with the body.
+pub fn post(server: &Server, path: &str, body: Value) -> Value {
+    let (status, answer) = server.json("POST", path, Some(body.clone()));
+    assert_eq!(status, 200, "POST {path} {body}: {answer}");
+    answer
+}
+
+/// Asserts a `{"error", "message"}` answer of `status` and kind `kind`.
+pub fn assert_error(what: &str, (status, body): (u16, Value), want: u16, kind: &str) {
+    assert_eq!(
+        status, want,
+        "{what}: expected {want}, got {status}: {body}"
+    );
+    assert_eq!(body["error"], kind, "{what}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.len() > 10),
+        "{what}: the error needs a message that says what is wrong: {body}"
+    );
+}
+
+/// Asserts a 400 `invalid_input` with a message; `what` names the request.
+pub fn assert_invalid(what: &str, (status, body): (u16, Value)) {
+    assert_eq!(status, 400, "{what}: expected 400, got {status}: {body}");
+    assert_eq!(body["error"], "invalid_input", "{what}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: {body}"
+    );
+}
+
 /// Containers (running or not) carrying the label `label` (`key=value`), on the local engine.
 pub fn containers_with(label: &str) -> Vec<sandpit::engine::ContainerSummary> {
     let label = label.to_string();
