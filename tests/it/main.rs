@@ -42,13 +42,16 @@ mod template;
 mod timeout;
 mod tools;
 
+mod http_attacks;
 mod http_engine;
 mod http_environment;
 mod http_files;
 mod http_keys;
 mod http_limits;
+mod http_one_shot;
 mod http_packages;
 mod http_processes;
 mod http_run;
 mod http_sessions;
+mod http_stream;
 mod http_system;
