@@ -9,10 +9,13 @@ use serde_json::{json, Value};
 
 use crate::server::Server;
 
+fn server() -> Server {
+    Server::start_with(&[("SANDPIT_POOL", "")], &[])
+}
+
 #[test]
-fn health_metrics_openapi_and_docs() {
-    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
-    // Health: no key needed.
+fn health_needs_no_key_and_names_the_engine() {
+    let server = server();
     let r = ureq::get(&format!("{}/health", server.url))
         .call()
         .expect("health");
@@ -23,8 +26,12 @@ fn health_metrics_openapi_and_docs() {
     assert!(health["engine"]["version"].is_string(), "{health}");
     assert!(health["engine"]["api_version"].is_string(), "{health}");
     assert!(health["version"].is_string(), "{health}");
+}
 
-    // Metrics: with a key; sessions open, runs by operation, errors by kind.
+#[test]
+fn metrics_count_sessions_runs_and_errors_by_kind() {
+    let server = server();
+    // With a key; sessions open, runs by operation, errors by kind.
     let id = server.python_session();
     let (status, _) = server.json(
         "POST",
@@ -63,8 +70,12 @@ fn health_metrics_openapi_and_docs() {
         .unwrap();
     assert!(text.contains("sandpit_sessions_open 0\n"), "{text}");
     assert!(text.contains("sandpit_sessions_closed_total 1\n"), "{text}");
+}
 
-    // The API description: every route of docs/http-api.md, with its schemas resolved.
+#[test]
+fn openapi_describes_every_documented_route_with_its_schemas() {
+    let server = server();
+    // Every route of docs/http-api.md, with its schemas resolved.
     let r = ureq::get(&format!("{}/openapi.json", server.url))
         .call()
         .expect("openapi");
@@ -121,8 +132,12 @@ fn health_metrics_openapi_and_docs() {
             "{name} is referenced but not defined"
         );
     }
+}
 
-    // The docs page: HTML from the server itself, reading /openapi.json, nothing from elsewhere.
+#[test]
+fn the_docs_page_comes_from_the_server_itself() {
+    let server = server();
+    // HTML reading /openapi.json, nothing from elsewhere.
     let r = ureq::get(&format!("{}/docs", server.url))
         .call()
         .expect("docs");
