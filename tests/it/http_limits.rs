@@ -7,22 +7,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::http_sessions::{server_label_of, stop_and_check_nothing_left};
-use crate::server::{containers_with, send, Server};
+use crate::server::{assert_error, containers_with, send, Server};
 
-fn assert_error(what: &str, (status, body): (u16, Value), want: u16, kind: &str) {
-    assert_eq!(
-        status, want,
-        "{what}: expected {want}, got {status}: {body}"
-    );
-    assert_eq!(body["error"], kind, "{what}: {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| m.len() > 10),
-        "{what}: the error needs a message: {body}"
-    );
-}
-
-#[test]
-fn sessions_and_runs_per_key_are_limited() {
+/// A server allowing 2 sessions and 1 run at a time per key, with a second key; answers with
+/// the other key.
+fn limited_server() -> (Server, String) {
     let server = Server::start_with(
         &[
             ("SANDPIT_SESSIONS_PER_KEY", "2"),
@@ -32,6 +21,12 @@ fn sessions_and_runs_per_key_are_limited() {
         &[],
     );
     let other = server.add_key("other");
+    (server, other)
+}
+
+#[test]
+fn a_key_opens_no_more_sessions_than_its_limit() {
+    let (server, other) = limited_server();
     let a = server.session_with(json!({"language": "python", "name": "a"}));
     let label = server_label_of(&a);
     let b = server.python_session();
@@ -66,10 +61,29 @@ fn sessions_and_runs_per_key_are_limited() {
     // Closing one frees a place.
     let (status, _) = server.json("DELETE", &format!("/v1/sessions/{b}"), None);
     assert_eq!(status, 204);
-    let b = server.python_session();
+    server.python_session();
+    let (status, _) = send(
+        server.req_as(&other, "DELETE", &format!("/v1/sessions/{theirs}")),
+        None,
+    );
+    assert_eq!(status, 204);
+    stop_and_check_nothing_left(server, &label);
+}
 
-    // One run at a time for this key: a second on a session is 429 while the first goes on
-    // (one-shot runs wait in line instead: see below).
+#[test]
+fn a_key_runs_one_thing_at_a_time_in_its_sessions() {
+    let (server, other) = limited_server();
+    let a = server.python_session();
+    let label = server_label_of(&a);
+    let b = server.python_session();
+    let (status, theirs) = send(
+        server.req_as(&other, "POST", "/v1/sessions"),
+        Some(json!({"language": "python"})),
+    );
+    assert_eq!(status, 201, "{theirs}");
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    // A second run on a session is 429 while the first goes on (one-shot runs wait in line
+    // instead: see below).
     let slow = {
         let req = server.req("POST", &format!("/v1/sessions/{a}/run"));
         std::thread::spawn(move || {
@@ -242,16 +256,36 @@ fn request_bodies_past_the_limit_are_413_and_change_nothing() {
     assert_eq!(status, 200, "{out}");
 }
 
-#[test]
-fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
-    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
+/// A session with a name, metadata and a file, and how it looked before anything was asked.
+fn session_to_keep(server: &Server) -> (String, String, Value) {
     let id =
         server.session_with(json!({"language": "python", "name": "n", "metadata": {"m": "1"}}));
     let s = format!("/v1/sessions/{id}");
     let (status, _) = server.raw_keyed("PUT", &format!("{s}/files/keep.txt"), b"kept");
     assert_eq!(status, 201);
     let (_, before) = server.json("GET", &s, None);
+    (id, s, before)
+}
 
+/// The session of [`session_to_keep`] is as it was, and it is the only one.
+fn check_nothing_changed(server: &Server, id: &str, before: &Value) {
+    let s = format!("/v1/sessions/{id}");
+    let (_, after) = server.json("GET", &s, None);
+    for field in ["name", "metadata", "expires_at", "idle_timeout"] {
+        assert_eq!(after[field], before[field], "{field} changed");
+    }
+    let (_, list) = server.json("GET", "/v1/sessions", None);
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
+    let out = server.sh(id, "ls; cat keep.txt");
+    assert_eq!(out["stdout"], "keep.txt\nkept", "{out}");
+    let (_, env) = server.json("GET", &format!("{s}/env"), None);
+    assert_eq!(env, json!({"env": {}}));
+}
+
+#[test]
+fn malformed_json_on_every_route_is_400_and_changes_nothing() {
+    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
+    let (id, s, before) = session_to_keep(&server);
     let json_routes: Vec<(&str, String)> = vec![
         ("POST", "/v1/sessions".into()),
         ("PATCH", s.clone()),
@@ -296,7 +330,26 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
             }
         }
     }
-    // The messages say what is wrong.
+    check_nothing_changed(&server, &id, &before);
+    // The errors were counted by kind.
+    let (_, metrics) = server.json("GET", "/metrics", None);
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let invalid: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("sandpit_errors_total{kind=\"invalid_input\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no invalid_input counter:\n{metrics}"));
+    assert!(
+        invalid >= (json_routes.len() * malformed.len() * 2) as u64,
+        "{invalid} counted:\n{metrics}"
+    );
+}
+
+#[test]
+fn a_bad_request_s_message_says_what_is_wrong() {
+    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
+    let (id, _, before) = session_to_keep(&server);
     let (_, body) = server.raw_keyed("POST", "/v1/sessions", b"{\"language\": ");
     assert!(
         body["message"].as_str().unwrap().contains("not valid JSON"),
@@ -314,7 +367,14 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
         "an unknown language lists the known ones: {body}"
     );
 
-    // Unknown routes and methods: JSON errors too.
+    check_nothing_changed(&server, &id, &before);
+}
+
+#[test]
+fn unknown_routes_methods_and_undecodable_paths_get_json_errors() {
+    let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
+    let (id, s, before) = session_to_keep(&server);
+    let auth = format!("Bearer {}", server.key);
     for (method, path, want) in [
         ("GET", "/v1/nothing".to_string(), 404),
         ("GET", "/nothing".to_string(), 404),
@@ -337,30 +397,7 @@ fn malformed_requests_get_a_clear_4xx_and_change_nothing() {
         "an undecodable path: {status} {body}"
     );
 
-    // Nothing changed.
-    let (_, after) = server.json("GET", &s, None);
-    for field in ["name", "metadata", "expires_at", "idle_timeout"] {
-        assert_eq!(after[field], before[field], "{field} changed");
-    }
-    let (_, list) = server.json("GET", "/v1/sessions", None);
-    assert_eq!(list["sessions"].as_array().unwrap().len(), 1, "{list}");
-    let out = server.sh(&id, "ls; cat keep.txt");
-    assert_eq!(out["stdout"], "keep.txt\nkept", "{out}");
-    let (_, env) = server.json("GET", &format!("{s}/env"), None);
-    assert_eq!(env, json!({"env": {}}));
-    // The errors were counted by kind.
-    let (_, metrics) = server.json("GET", "/metrics", None);
-    let metrics = metrics.as_str().unwrap_or_default().to_string();
-    let invalid: u64 = metrics
-        .lines()
-        .find(|l| l.starts_with("sandpit_errors_total{kind=\"invalid_input\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no invalid_input counter:\n{metrics}"));
-    assert!(
-        invalid >= (json_routes.len() * malformed.len() * 2) as u64,
-        "{invalid} counted:\n{metrics}"
-    );
+    check_nothing_changed(&server, &id, &before);
 }
 
 /// A server allowing one run at a time per key, with a line of `length` one-shot runs that
