@@ -252,8 +252,9 @@ fn keys_list_and_revoke() {
     assert_eq!(session_containers(&sid), 0);
 }
 
-#[test]
-fn a_session_belongs_to_the_key_that_made_it() {
+/// A server with a second key, and a session of the first key with a name, metadata, a file
+/// and kernel state; answers with the other key and the session's id.
+fn session_and_another_key() -> (Server, String, String) {
     let server = Server::start_with(&[("SANDPIT_POOL", "")], &[]);
     let other = server.add_key("other");
     let id = server
@@ -267,7 +268,35 @@ fn a_session_belongs_to_the_key_that_made_it() {
         Some(json!({"code": "secret = 7"})),
     );
     assert_eq!(status, 200);
+    (server, other, id)
+}
 
+/// The owner's session went through what another key tried untouched.
+fn check_untouched(server: &Server, id: &str) {
+    let (status, info) = server.json("GET", &format!("/v1/sessions/{id}"), None);
+    assert_eq!(status, 200, "{info}");
+    let (status, out) = server.json(
+        "POST",
+        &format!("/v1/sessions/{id}/execute"),
+        Some(json!({"code": "secret"})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        out["results"][0]["text/plain"], "7",
+        "the kernel lost its state: {out}"
+    );
+    let r = server
+        .req("GET", &format!("/v1/sessions/{id}/files/keep.txt"))
+        .call()
+        .unwrap();
+    assert_eq!(r.into_string().unwrap(), "kept");
+    let (_, env) = server.json("GET", &format!("/v1/sessions/{id}/env"), None);
+    assert_eq!(env, json!({"env": {}}));
+}
+
+#[test]
+fn another_key_s_session_looks_exactly_like_one_that_does_not_exist() {
+    let (server, other, id) = session_and_another_key();
     // What a session that never existed answers, for comparison.
     let (status, missing) = send(
         server.req_as(&other, "GET", "/v1/sessions/0123456789ab"),
@@ -303,6 +332,12 @@ fn a_session_belongs_to_the_key_that_made_it() {
     );
     assert_eq!(stream.status, 404);
 
+    check_untouched(&server, &id);
+}
+
+#[test]
+fn another_key_lists_none_of_the_key_s_sessions() {
+    let (server, other, id) = session_and_another_key();
     // Its list is empty, whatever the filter.
     for q in ["", "?language=python", "?name=mine", "?metadata.team=a"] {
         let (status, list) = send(
@@ -316,6 +351,12 @@ fn a_session_belongs_to_the_key_that_made_it() {
             "GET /v1/sessions{q} with another key"
         );
     }
+    check_untouched(&server, &id);
+}
+
+#[test]
+fn the_same_name_gives_another_key_a_session_of_its_own() {
+    let (server, other, id) = session_and_another_key();
     // Get-or-create by the same name makes the other key a session of its own.
     let (status, theirs) = send(
         server.req_as(&other, "POST", "/v1/sessions"),
@@ -334,24 +375,5 @@ fn a_session_belongs_to_the_key_that_made_it() {
     );
     assert_eq!(status, 204);
 
-    // The owner's session went through all that untouched.
-    let (status, info) = server.json("GET", &format!("/v1/sessions/{id}"), None);
-    assert_eq!(status, 200, "{info}");
-    let (status, out) = server.json(
-        "POST",
-        &format!("/v1/sessions/{id}/execute"),
-        Some(json!({"code": "secret"})),
-    );
-    assert_eq!(status, 200);
-    assert_eq!(
-        out["results"][0]["text/plain"], "7",
-        "the kernel lost its state: {out}"
-    );
-    let r = server
-        .req("GET", &format!("/v1/sessions/{id}/files/keep.txt"))
-        .call()
-        .unwrap();
-    assert_eq!(r.into_string().unwrap(), "kept");
-    let (_, env) = server.json("GET", &format!("/v1/sessions/{id}/env"), None);
-    assert_eq!(env, json!({"env": {}}));
+    check_untouched(&server, &id);
 }
