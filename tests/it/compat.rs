@@ -782,12 +782,25 @@ fn hello(extra: Value) -> String {
     body.to_string()
 }
 
+/// A server for the raw Piston tests, logging at debug: the key in `/k/...` must not show
+/// even there.
+fn raw_piston_server() -> Server {
+    Server::start_with(&[("SANDPIT_POOL", ""), ("SANDPIT_LOG", "debug")], &[])
+}
+
+/// The key never showed in the server's log, and the server leaves nothing behind.
+fn finish_raw_piston(mut server: Server) {
+    assert!(
+        !server.log().contains(&server.key),
+        "the key shows in the server's log"
+    );
+    nothing_left_on(&mut server);
+}
+
 #[test]
-fn piston_takes_raw_requests_as_its_clients_send_them() {
-    // Logging at debug: the key in `/k/...` must not show even there.
-    let mut server = Server::start_with(&[("SANDPIT_POOL", ""), ("SANDPIT_LOG", "debug")], &[]);
-    let key = server.key.clone();
-    // JSON whatever the content type; every answer is application/json.
+fn piston_reads_json_whatever_the_content_type_and_answers_json() {
+    let server = raw_piston_server();
+    // Every answer is application/json.
     for content_type in [
         Some("text/plain;charset=UTF-8"),
         None,
@@ -803,6 +816,12 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
         assert_eq!(body["run"]["stdout"], "hi\n", "{body}");
         assert_eq!(body["version"].as_str().unwrap().split('.').count(), 3);
     }
+    finish_raw_piston(server);
+}
+
+#[test]
+fn piston_memory_limits_are_sandpits_default_or_a_sandbox_of_their_own() {
+    let server = raw_piston_server();
     // Memory: -1 and 0 are Sandpit's default; a limit of its own runs in a sandbox of its own.
     for limit in [json!(-1), json!(0), json!(256 << 20)] {
         let (status, _, body) = send_raw(
@@ -821,6 +840,12 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
         (200, json!("python\n")),
         "{body}"
     );
+    finish_raw_piston(server);
+}
+
+#[test]
+fn piston_refuses_bad_requests_with_its_own_messages() {
+    let server = raw_piston_server();
     // Piston's validation messages, one request each.
     let cases = [
         (json!({}), "language is required as a string"),
@@ -882,6 +907,12 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
             .starts_with("request body is not valid JSON: "),
         "{body}"
     );
+    finish_raw_piston(server);
+}
+
+#[test]
+fn a_crashing_piston_program_ends_with_a_signal_not_a_code() {
+    let server = raw_piston_server();
     // A C++ program that crashes: a signal, no code.
     let (status, body) = send(
         server.req("POST", "/compat/piston/api/v2/piston/execute"),
@@ -900,6 +931,13 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
         (Value::Null, json!("SIGABRT"), json!("SG")),
         "{body}"
     );
+    finish_raw_piston(server);
+}
+
+#[test]
+fn piston_lists_runtimes_without_a_key_but_executes_only_with_one() {
+    let server = raw_piston_server();
+    let key = server.key.clone();
     // Runtime lists need no key; executing does.
     for path in [
         "/api/v2/runtimes",
@@ -941,6 +979,12 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
         &hello(json!({})),
     );
     assert_eq!(status, 200, "{body}");
+    finish_raw_piston(server);
+}
+
+#[test]
+fn what_piston_does_not_offer_is_501_and_its_unknown_routes_404() {
+    let server = raw_piston_server();
     // What Piston does not offer, and its 404s.
     let (status, body) = send(server.req("POST", "/api/v2/packages"), Some(json!({})));
     assert_eq!(status, 501, "{body}");
@@ -949,11 +993,7 @@ fn piston_takes_raw_requests_as_its_clients_send_them() {
     assert_eq!((status, body), (404, json!({"message": "Not Found"})));
     let (status, body) = send(server.req("GET", "/api/v3/anything"), None);
     assert_eq!((status, body), (404, json!({"message": "Not Found"})));
-    assert!(
-        !server.log().contains(&key),
-        "the key shows in the server's log"
-    );
-    nothing_left_on(&mut server);
+    finish_raw_piston(server);
 }
 
 // ---------------------------------------------------------------- anonymous access
