@@ -267,10 +267,9 @@ fn mcp_over_stdio_with_the_python_sdk() {
 }
 
 #[test]
-fn mcp_over_http_with_the_python_sdk() {
+fn mcp_over_http_wants_a_key_before_any_mcp_is_spoken() {
     let server = Server::start();
-
-    // No key, a wrong key: 401 before any MCP is spoken.
+    // No key, a wrong key: 401.
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "t", "version": "1"}}});
@@ -291,20 +290,11 @@ fn mcp_over_http_with_the_python_sdk() {
         matches!(wrong, Err(ureq::Error::Status(401, _))),
         "{wrong:?}"
     );
+}
 
-    let results = conversation(Transport::Http(&server));
-    let big = &results[results.len() - 4];
-    let links = of_type(big, "resource_link");
-    assert_eq!(links.len(), 1, "HTTP links the file: {big}");
-    let url = links[0]["uri"].as_str().unwrap().to_string();
-    assert!(
-        url.starts_with(&format!("{}/v1/downloads/", server.url)),
-        "{url}"
-    );
-    assert_eq!(links[0]["size"], json!(102400));
-
-    // The link works without a key, and only as signed.
-    let response = ureq::get(&url).call().expect("download");
+/// The download link works without a key, and only as signed.
+fn check_the_link_serves_the_file_only_as_signed(url: &str) {
+    let response = ureq::get(url).call().expect("download");
     assert!(response
         .header("content-disposition")
         .is_some_and(|d| d.contains("big.bin")));
@@ -322,27 +312,14 @@ fn mcp_over_http_with_the_python_sdk() {
         ureq::get(&forged).call(),
         Err(ureq::Error::Status(404, _))
     ));
+}
 
-    // The sessions MCP made are the key's, in the HTTP API too.
-    let (status, list) = server.json("GET", "/v1/sessions", None);
-    assert_eq!(status, 200);
-    let sessions = list["sessions"].as_array().unwrap();
-    assert_eq!(sessions.len(), 1, "{list}");
-    let id = sessions[0]["id"].as_str().unwrap().to_string();
-
-    // Another key sees none of it: not the session, not through MCP.
-    let other = server.add_key("other");
-    let (status, _) = crate::server::send(
-        server.req_as(&other, "GET", &format!("/v1/sessions/{id}")),
-        None,
-    );
-    assert_eq!(status, 404);
-
-    // A link dies with its session, and with its key (checked first).
+/// A link dies with its session, and with its key (checked first).
+fn check_a_link_dies_with_its_session_and_its_key(server: &Server, id: &str, url: &str) {
     let (status, _) = server.json("DELETE", &format!("/v1/sessions/{id}"), None);
     assert_eq!(status, 204);
     assert!(matches!(
-        ureq::get(&url).call(),
+        ureq::get(url).call(),
         Err(ureq::Error::Status(404, _))
     ));
     let out = Command::new(sandpit_bin())
@@ -364,9 +341,44 @@ fn mcp_over_http_with_the_python_sdk() {
         .unwrap();
     assert!(revoked.success());
     assert!(matches!(
-        ureq::get(&url).call(),
+        ureq::get(url).call(),
         Err(ureq::Error::Status(401, _))
     ));
+}
+
+// One conversation through the SDK (every language), then what its download link and
+// sessions are over HTTP: a test per check would repeat the conversation.
+#[test]
+fn mcp_over_http_with_the_python_sdk() {
+    let server = Server::start();
+    let results = conversation(Transport::Http(&server));
+    let big = &results[results.len() - 4];
+    let links = of_type(big, "resource_link");
+    assert_eq!(links.len(), 1, "HTTP links the file: {big}");
+    let url = links[0]["uri"].as_str().unwrap().to_string();
+    assert!(
+        url.starts_with(&format!("{}/v1/downloads/", server.url)),
+        "{url}"
+    );
+    assert_eq!(links[0]["size"], json!(102400));
+
+    check_the_link_serves_the_file_only_as_signed(&url);
+    // The sessions MCP made are the key's, in the HTTP API too.
+    let (status, list) = server.json("GET", "/v1/sessions", None);
+    assert_eq!(status, 200);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{list}");
+    let id = sessions[0]["id"].as_str().unwrap().to_string();
+
+    // Another key sees none of it: not the session, not through MCP.
+    let other = server.add_key("other");
+    let (status, _) = crate::server::send(
+        server.req_as(&other, "GET", &format!("/v1/sessions/{id}")),
+        None,
+    );
+    assert_eq!(status, 404);
+
+    check_a_link_dies_with_its_session_and_its_key(&server, &id, &url);
 }
 
 #[test]
