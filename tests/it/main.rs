@@ -53,5 +53,6 @@ mod http_packages;
 mod http_processes;
 mod http_run;
 mod http_sessions;
+mod http_snapshots;
 mod http_stream;
 mod http_system;

@@ -1,7 +1,7 @@
 //! Snapshots against a real S3-protocol server on loopback (`scripts/test.sh` starts s3s-fs
 //! through `scripts/s3.sh` and exports its settings): the store's operations, a snapshot
-//! restored on the same engine and on Podman with files, modes, library and environment, the
-//! HTTP routes, and damaged or missing snapshots as clear errors.
+//! restored on the same engine and on Podman with files, modes, library and environment, and
+//! damaged or missing snapshots as clear errors. The HTTP routes: `http_snapshots`.
 
 use std::time::Duration;
 
@@ -11,12 +11,11 @@ use sandpit_snapshot::{Error, ObjectStorage, RestoreOptions, SnapshotStore};
 use serde_json::{json, Value};
 
 use crate::per_target;
-use crate::server::{send, Server};
 use crate::support::{ca_bundle, engine, Target};
 
 /// The S3 store the tests use, under a folder of its own for `test`. Fails with what to do
 /// when the S3 server's settings are missing.
-fn s3_url(test: &str) -> String {
+pub fn s3_url(test: &str) -> String {
     for var in [
         "SANDPIT_TEST_S3_URL",
         "AWS_ENDPOINT_URL",
@@ -257,7 +256,7 @@ fn crafted(entries: &[Entry]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     // The manifest's checksum, computed here without another crate: sha256sum.
     use std::io::Write;
     let mut child = std::process::Command::new("sha256sum")
@@ -270,116 +269,171 @@ fn sha256_hex(data: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn damaged_missing_and_unknown_snapshots_are_clear_errors() {
-    let store = store("damaged");
-    let storage = store.storage().clone();
-    let engine = engine().await;
-    let tag = format!("damaged-{}", std::process::id());
-    let builder = || {
+/// A store holding the snapshot "good" of a session with one file, `data.bin`, and what it
+/// takes to put damaged copies of it beside it and restore them; its sessions carry a label
+/// of their own.
+struct Damaged {
+    store: SnapshotStore,
+    storage: ObjectStorage,
+    engine: sandpit::Engine,
+    tag: String,
+    payload: Vec<u8>,
+    archive: Bytes,
+    original: Value,
+}
+
+impl Damaged {
+    async fn new(test: &str) -> Damaged {
+        let store = store(test);
+        let storage = store.storage().clone();
+        let engine = engine().await;
+        let tag = format!("{test}-{}", std::process::id());
+        let mut damaged = Damaged {
+            store,
+            storage,
+            engine,
+            tag,
+            payload: (0..400_000u32).map(|i| (i * 7 % 251) as u8).collect(),
+            archive: Bytes::new(),
+            original: Value::Null,
+        };
+        let source = damaged.builder().open().await.unwrap();
+        source
+            .files()
+            .write("data.bin", &damaged.payload, None)
+            .await
+            .unwrap();
+        let manifest = damaged.store.snapshot(&source, "good").await.unwrap();
+        source.close().await.unwrap();
+        assert_eq!(manifest.archive.files, 1);
+        damaged.archive = damaged.storage.get("good/workdir.tar.gz").await.unwrap();
+        let manifest_json = damaged.storage.get("good/manifest.json").await.unwrap();
+        damaged.original = serde_json::from_slice(&manifest_json).unwrap();
+        damaged
+    }
+
+    fn builder(&self) -> sandpit::SessionBuilder {
         SandboxSession::builder()
             .language(Language::Python)
-            .engine(engine.clone())
-            .label("snaptest", tag.clone())
-    };
-    let source = builder().open().await.unwrap();
-    let payload: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    source
-        .files()
-        .write("data.bin", &payload, None)
-        .await
-        .unwrap();
-    let manifest = store.snapshot(&source, "good").await.unwrap();
-    source.close().await.unwrap();
-    let archive = storage.get("good/workdir.tar.gz").await.unwrap();
-    let manifest_json = storage.get("good/manifest.json").await.unwrap();
+            .engine(self.engine.clone())
+            .label("snaptest", self.tag.clone())
+    }
 
-    // A missing snapshot.
+    async fn restore(&self, name: &str) -> Result<SandboxSession, Error> {
+        self.store
+            .restore(name, self.builder(), &RestoreOptions::default())
+            .await
+            .map(|r| r.session)
+    }
+
+    /// Stores `archive` and `manifest` as the snapshot `name`.
+    async fn copy(&self, name: &str, archive: Vec<u8>, manifest: Value) {
+        self.storage
+            .put(&format!("{name}/workdir.tar.gz"), Bytes::from(archive))
+            .await
+            .unwrap();
+        self.storage
+            .put(
+                &format!("{name}/manifest.json"),
+                Bytes::from(serde_json::to_vec(&manifest).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Stores `archive` with the good manifest, its checksum and size set to match.
+    async fn copy_matching(&self, name: &str, archive: Vec<u8>) {
+        let mut m = self.original.clone();
+        m["archive"]["sha256"] = json!(sha256_hex(&archive));
+        m["archive"]["size_bytes"] = json!(archive.len());
+        self.copy(name, archive, m).await;
+    }
+
+    /// Every session a failed restore opened is gone, the good snapshot still restores, and
+    /// the store is emptied.
+    async fn finish(self) {
+        assert_eq!(labelled(&self.engine, &self.tag).await, 0);
+        let s = self.restore("good").await.unwrap();
+        assert_eq!(s.files().read("data.bin").await.unwrap(), self.payload);
+        s.close().await.unwrap();
+        for l in self.store.list("").await.unwrap() {
+            let _ = self.store.delete(&l.name).await;
+        }
+        let _ = self.storage.delete("no-archive/manifest.json").await;
+        assert!(self.storage.list("").await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_snapshot_is_not_found() {
+    let store = store("missing");
     let err = store
-        .restore("nothing", builder(), &RestoreOptions::default())
+        .restore(
+            "nothing",
+            crate::support::python().await,
+            &RestoreOptions::default(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("no snapshot \"nothing\""), "{err}");
+}
 
-    let restore = |name: &'static str| {
-        let store = store.clone();
-        let b = builder();
-        async move {
-            store
-                .restore(name, b, &RestoreOptions::default())
-                .await
-                .map(|r| r.session)
-        }
-    };
-    let copy = |name: &str, archive: Vec<u8>, manifest: Value| {
-        let storage = storage.clone();
-        let name = name.to_string();
-        async move {
-            storage
-                .put(&format!("{name}/workdir.tar.gz"), Bytes::from(archive))
-                .await
-                .unwrap();
-            storage
-                .put(
-                    &format!("{name}/manifest.json"),
-                    Bytes::from(serde_json::to_vec(&manifest).unwrap()),
-                )
-                .await
-                .unwrap();
-        }
-    };
-    let original: Value = serde_json::from_slice(&manifest_json).unwrap();
-
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_or_missing_archive_is_a_clear_error() {
+    let d = Damaged::new("damaged").await;
     // Bytes changed in the middle of the archive, size unchanged.
-    let mut flipped = archive.to_vec();
+    let mut flipped = d.archive.to_vec();
     let at = flipped.len() / 2;
     flipped[at] ^= 0x5a;
     flipped[at + 1] ^= 0xa5;
-    copy("flipped", flipped, original.clone()).await;
-    let err = restore("flipped").await.unwrap_err();
+    d.copy("flipped", flipped, d.original.clone()).await;
+    let err = d.restore("flipped").await.unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     let text = err.to_string();
     assert!(
         text.contains("SHA-256") || text.contains("cannot be read"),
         "{text}"
     );
-
     // Cut short.
-    copy(
-        "short",
-        archive[..archive.len() - 100].to_vec(),
-        original.clone(),
-    )
-    .await;
-    let err = restore("short").await.unwrap_err();
+    let short = d.archive[..d.archive.len() - 100].to_vec();
+    d.copy("short", short, d.original.clone()).await;
+    let err = d.restore("short").await.unwrap_err();
     assert!(err.to_string().contains("cut short"), "{err}");
-
     // The archive is gone, the manifest is there.
-    copy("no-archive", archive.to_vec(), original.clone()).await;
-    storage.delete("no-archive/workdir.tar.gz").await.unwrap();
-    let err = restore("no-archive").await.unwrap_err();
+    d.copy("no-archive", d.archive.to_vec(), d.original.clone())
+        .await;
+    d.storage.delete("no-archive/workdir.tar.gz").await.unwrap();
+    let err = d.restore("no-archive").await.unwrap_err();
     assert!(err.to_string().contains("missing from the store"), "{err}");
+    d.finish().await;
+}
 
-    // A format from the future, and a manifest that is not one.
-    let mut future = original.clone();
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_from_the_future_or_not_json_is_a_clear_error() {
+    let d = Damaged::new("manifests").await;
+    let mut future = d.original.clone();
     future["version"] = json!(2);
-    copy("future", archive.to_vec(), future).await;
-    let err = restore("future").await.unwrap_err();
+    d.copy("future", d.archive.to_vec(), future).await;
+    let err = d.restore("future").await.unwrap_err();
     assert!(matches!(err, Error::UnknownVersion { .. }), "{err}");
     assert!(err.to_string().contains("format 2"), "{err}");
-    storage
+    d.storage
         .put(
             "garbled/manifest.json",
             Bytes::from_static(b"{\"format\": 1"),
         )
         .await
         .unwrap();
-    let err = restore("garbled").await.unwrap_err();
+    let err = d.restore("garbled").await.unwrap_err();
     assert!(err.to_string().contains("not JSON"), "{err}");
+    d.finish().await;
+}
 
-    // Archives whose checksum matches but which hold entries that leave the workdir: refused
-    // before the engine writes them, whatever the entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_entries_that_leave_the_workdir_are_refused() {
+    let d = Damaged::new("escapes").await;
+    // The checksum matches: refused before the engine writes them, whatever the entry.
     let escapes: [(&str, Vec<u8>, &str); 4] = [
         (
             "dotdot",
@@ -409,23 +463,33 @@ async fn damaged_missing_and_unknown_snapshots_are_clear_errors() {
         ),
     ];
     for (name, bytes, says) in escapes {
-        let mut m = original.clone();
-        m["archive"]["sha256"] = json!(sha256_hex(&bytes));
-        m["archive"]["size_bytes"] = json!(bytes.len());
-        copy(name, bytes, m).await;
-        let err = restore(name).await.unwrap_err();
+        d.copy_matching(name, bytes).await;
+        let err = d.restore(name).await.unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{name}: {err}");
         assert!(err.to_string().contains(says), "{name}: {err}");
     }
+    d.finish().await;
+}
 
-    // Into a session held open: nothing lands outside the workdir.
-    let target = builder().open().await.unwrap();
+#[tokio::test(flavor = "multi_thread")]
+async fn an_archive_restored_into_a_session_lands_nothing_outside_its_workdir() {
+    let d = Damaged::new("into").await;
+    let dotdot = crafted(&[
+        (b"ok.txt", tar::EntryType::Regular, b"", b"fine"),
+        (b"../../escaped", tar::EntryType::Regular, b"", b"x"),
+    ]);
+    d.copy_matching("dotdot", dotdot).await;
+    let target = d.builder().open().await.unwrap();
     let m = sandpit_snapshot::Manifest::parse(
         "dotdot",
-        &storage.get("dotdot/manifest.json").await.unwrap(),
+        &d.storage.get("dotdot/manifest.json").await.unwrap(),
     )
     .unwrap();
-    let err = store.restore_into(&target, "dotdot", &m).await.unwrap_err();
+    let err = d
+        .store
+        .restore_into(&target, "dotdot", &m)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("climbs out"), "{err}");
     let out = target
         .execute_command("ls /escaped /tmp/escaped /sandbox/../escaped 2>&1 | grep -c 'No such'")
@@ -433,178 +497,5 @@ async fn damaged_missing_and_unknown_snapshots_are_clear_errors() {
         .unwrap();
     assert_eq!(out.stdout.trim(), "3", "{}", out.stdout);
     target.close().await.unwrap();
-
-    // Every session a failed restore opened is gone.
-    assert_eq!(labelled(&engine, &tag).await, 0);
-
-    // And the good one still restores.
-    let s = restore("good").await.unwrap();
-    assert_eq!(s.files().read("data.bin").await.unwrap(), payload);
-    s.close().await.unwrap();
-    assert_eq!(manifest.archive.files, 1);
-    for l in store.list("").await.unwrap() {
-        let _ = store.delete(&l.name).await;
-    }
-    let _ = storage.delete("no-archive/manifest.json").await;
-    assert!(storage.list("").await.unwrap().is_empty());
-}
-
-#[test]
-fn snapshots_through_the_http_api() {
-    let url = s3_url("http");
-    let server = Server::start_with(&[("SANDPIT_SNAPSHOTS", url.as_str())], &[]);
-    let id = server.session_with(json!({"language": "python", "env": {"MODE": "test"}}));
-    let r = server
-        .req(
-            "PUT",
-            &format!("/v1/sessions/{id}/files/tools/go.sh?mode=755"),
-        )
-        .send_bytes(b"#!/bin/sh\necho go\n")
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let (status, _) = server.json(
-        "POST",
-        &format!("/v1/sessions/{id}/execute"),
-        Some(json!({"code": "open('made.txt', 'w').write('by code')\nx = 1"})),
-    );
-    assert_eq!(status, 200);
-
-    let (status, snap) = server.json(
-        "POST",
-        &format!("/v1/sessions/{id}/snapshots"),
-        Some(json!({"name": "base"})),
-    );
-    assert_eq!(status, 201, "{snap}");
-    assert_eq!(snap["name"], "base");
-    assert_eq!(snap["language"], "python");
-    assert_eq!(snap["env"]["MODE"], "test");
-    assert!(snap["kernel_state"]
-        .as_str()
-        .unwrap()
-        .contains("not included"));
-    let (status, again) = server.json(
-        "POST",
-        &format!("/v1/sessions/{id}/snapshots"),
-        Some(json!({"name": "base"})),
-    );
-    assert_eq!(status, 409, "{again}");
-    let (status, bad) = server.json(
-        "POST",
-        &format!("/v1/sessions/{id}/snapshots"),
-        Some(json!({"name": "../up"})),
-    );
-    assert_eq!(status, 400, "{bad}");
-    // No body: a default name.
-    let (status, unnamed) = send(
-        server.req("POST", &format!("/v1/sessions/{id}/snapshots")),
-        None,
-    );
-    assert_eq!(status, 201, "{unnamed}");
-    assert!(unnamed["name"].as_str().unwrap().starts_with(&id));
-
-    let (status, list) = server.json("GET", "/v1/snapshots", None);
-    assert_eq!(status, 200);
-    let names: Vec<&str> = list["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names.len(), 2, "{list}");
-    assert!(names.contains(&"base"));
-
-    // Another key sees none of them and cannot restore them.
-    let other = server.add_key("other");
-    let (status, theirs) = send(server.req_as(&other, "GET", "/v1/snapshots"), None);
-    assert_eq!(
-        (status, theirs["snapshots"].as_array().unwrap().len()),
-        (200, 0)
-    );
-    let (status, refused) = send(
-        server.req_as(&other, "POST", "/v1/sessions"),
-        Some(json!({"from_snapshot": "base"})),
-    );
-    assert_eq!(status, 404, "{refused}");
-
-    // The download URL serves the archive.
-    let (status, shown) = server.json("GET", "/v1/snapshots/base", None);
-    assert_eq!(status, 200, "{shown}");
-    let link = shown["download_url"].as_str().unwrap();
-    let mut archive = Vec::new();
-    std::io::Read::read_to_end(
-        &mut ureq::get(link).call().unwrap().into_reader(),
-        &mut archive,
-    )
-    .unwrap();
-    assert_eq!(archive.len() as u64, shown["size_bytes"].as_u64().unwrap());
-    assert_eq!(sha256_hex(&archive), shown["sha256"].as_str().unwrap());
-
-    // Restore: from_snapshot alone is enough; the request's env goes over the snapshot's.
-    let (status, restored) = server.json(
-        "POST",
-        "/v1/sessions",
-        Some(json!({"from_snapshot": "base", "env": {"EXTRA": "1"}})),
-    );
-    assert_eq!(status, 201, "{restored}");
-    assert_eq!(restored["language"], "python");
-    assert_eq!(restored["restored"]["snapshot"], "base");
-    assert!(restored["restored"]["files"].as_u64().unwrap() >= 2);
-    assert!(restored["restored"]["kernel_state"]
-        .as_str()
-        .unwrap()
-        .contains("fresh kernel"));
-    let new_id = restored["id"].as_str().unwrap();
-    let (status, ran) = server.json(
-        "POST",
-        &format!("/v1/sessions/{new_id}/commands"),
-        Some(json!({"command": "stat -c %a tools/go.sh; tools/go.sh; cat made.txt; echo \" $MODE $EXTRA\""})),
-    );
-    assert_eq!(status, 200, "{ran}");
-    assert_eq!(ran["stdout"], "755\ngo\nby code test 1\n", "{ran}");
-    let (status, wrong) = server.json(
-        "POST",
-        "/v1/sessions",
-        Some(json!({"from_snapshot": "base", "language": "ruby"})),
-    );
-    assert_eq!(status, 400, "{wrong}");
-    assert!(
-        wrong["message"].as_str().unwrap().contains("python"),
-        "{wrong}"
-    );
-    let (status, missing) = server.json(
-        "POST",
-        "/v1/sessions",
-        Some(json!({"from_snapshot": "nope", "language": "python"})),
-    );
-    assert_eq!(status, 404, "{missing}");
-    assert!(
-        missing["message"].as_str().unwrap().contains("\"nope\""),
-        "{missing}"
-    );
-
-    for name in &names {
-        let (status, _) = server.json("DELETE", &format!("/v1/snapshots/{name}"), None);
-        assert_eq!(status, 204);
-    }
-    let (status, gone) = server.json("GET", "/v1/snapshots/base", None);
-    assert_eq!(status, 404, "{gone}");
-    let (status, _) = server.json("DELETE", "/v1/snapshots/base", None);
-    assert_eq!(status, 404);
-}
-
-#[test]
-fn a_server_without_a_store_says_how_to_configure_one() {
-    let server = Server::start_with(&[("SANDPIT_SNAPSHOTS", "")], &[]);
-    let (status, body) = server.json("GET", "/v1/snapshots", None);
-    assert_eq!(status, 501, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("--snapshots"),
-        "{body}"
-    );
-    let (status, body) = server.json(
-        "POST",
-        "/v1/sessions",
-        Some(json!({"language": "python", "from_snapshot": "x"})),
-    );
-    assert_eq!(status, 501, "{body}");
+    d.finish().await;
 }
