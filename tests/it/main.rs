@@ -13,6 +13,7 @@ mod compat;
 mod connection;
 mod copy;
 mod e2b;
+mod e2b_bad_input;
 mod e2b_cluster;
 mod e2b_js;
 mod e2b_python;
