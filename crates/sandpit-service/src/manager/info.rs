@@ -10,15 +10,26 @@ use super::{Entry, Manager, Owner};
 use crate::error::{ServiceError, ServiceResult};
 use crate::types::SessionInfo;
 
+/// How long a look at a session waits for its usage.
+const USAGE_WAIT: Duration = Duration::from_secs(5);
+
 impl Manager {
     /// The session as the API shows it; with `usage`, what it uses now.
     pub async fn info(&self, entry: &Arc<Entry>, usage: bool) -> ServiceResult<SessionInfo> {
         let r = entry.record();
         let s = &entry.session;
+        // A look never waits long on the sandbox: a busy agent leaves the usage out.
         let usage = if usage {
-            match s.usage().await {
-                Ok(u) => Some(u.into()),
-                Err(e) => return Err(self.failed(entry, e).await),
+            match tokio::time::timeout(USAGE_WAIT, s.usage()).await {
+                Ok(Ok(u)) => Some(u.into()),
+                Ok(Err(e)) => return Err(self.failed(entry, e).await),
+                Err(_) => {
+                    tracing::warn!(
+                        "session {}: its usage did not come within {USAGE_WAIT:?}; shown without it",
+                        s.id()
+                    );
+                    None
+                }
             }
         } else {
             None
