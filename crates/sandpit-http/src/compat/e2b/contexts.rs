@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use axum::extract::{Path, Request, State};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -28,9 +29,18 @@ pub fn plain(status: StatusCode, kind: ErrorKind, text: impl Into<String>) -> Re
     response
 }
 
-/// The sandbox of a code-interpreter request, opened by its token.
-pub fn open(state: &AppState, parts: &Parts) -> Result<Sandbox, Refusal> {
-    dataplane::open(state, parts, INTERPRETER_PORT)
+/// The sandbox of a code-interpreter request, opened by its token; a refusal answers in
+/// the interpreter's own shape.
+pub struct Interpreter(pub Sandbox);
+
+impl FromRequestParts<AppState> for Interpreter {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        dataplane::open(state, parts, INTERPRETER_PORT)
+            .map(Interpreter)
+            .map_err(|refusal| refusal.response())
+    }
 }
 
 /// E2B's name for a language, as its `normalize_language` reads one.
@@ -193,12 +203,7 @@ fn shown(sandbox: &str, id: &str, language: Language, cwd: &str) -> Value {
 }
 
 /// `GET /contexts`: the sandbox's contexts, its default one first.
-pub async fn list_contexts(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, _) = req.into_parts();
-    let sandbox = match open(&state, &parts) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.response(),
-    };
+pub async fn list_contexts(Interpreter(sandbox): Interpreter) -> Response {
     let mut listed = vec![shown(
         &sandbox.id,
         DEFAULT_CONTEXT,
@@ -223,12 +228,11 @@ struct CreateContext {
 }
 
 /// `POST /contexts`: a new context (its own kernel), `{id, language, cwd}`.
-pub async fn create_context(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let sandbox = match open(&state, &parts) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.response(),
-    };
+pub async fn create_context(
+    State(state): State<AppState>,
+    Interpreter(sandbox): Interpreter,
+    body: Body,
+) -> Response {
     let bytes = match crate::compat::body_bytes(body, &state).await {
         Ok(b) => b,
         Err(e) => return plain(crate::error::status(e.kind), e.kind, e.message),
@@ -274,13 +278,8 @@ fn not_found(context: &str) -> Response {
 pub async fn restart_context(
     State(state): State<AppState>,
     Path(context): Path<String>,
-    req: Request,
+    Interpreter(sandbox): Interpreter,
 ) -> Response {
-    let (parts, _) = req.into_parts();
-    let sandbox = match open(&state, &parts) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.response(),
-    };
     let busy = match state.manager.hold(&sandbox.owner, &sandbox.id).await {
         Ok(b) => b,
         Err(_) => return Refusal::NotFound(sandbox.id).response(),
@@ -301,13 +300,8 @@ pub async fn restart_context(
 pub async fn remove_context(
     State(state): State<AppState>,
     Path(context): Path<String>,
-    req: Request,
+    Interpreter(sandbox): Interpreter,
 ) -> Response {
-    let (parts, _) = req.into_parts();
-    let sandbox = match open(&state, &parts) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.response(),
-    };
     if context == DEFAULT_CONTEXT {
         return plain(
             StatusCode::BAD_REQUEST,

@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use sandpit_service::{now, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::contexts::{self, open, plain};
+use super::contexts::{self, plain, Interpreter};
 use super::dataplane::Refusal;
 use super::env_cells::env_cells;
 use crate::compat::failed;
@@ -173,12 +173,11 @@ pub fn closing_lines(r: &ExecuteResult, timeout: Duration) -> Vec<Value> {
 }
 
 /// `POST /execute`.
-pub async fn execute(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let sandbox = match open(&state, &parts) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.response(),
-    };
+pub async fn execute(
+    State(state): State<AppState>,
+    Interpreter(sandbox): Interpreter,
+    body: Body,
+) -> Response {
     let bytes = match crate::compat::body_bytes(body, &state).await {
         Ok(b) => b,
         Err(e) => return plain(crate::error::status(e.kind), e.kind, e.message),
