@@ -12,7 +12,8 @@ use crate::server::Server;
 pub struct Ran {
     pub stdout: String,
     pub stderr: String,
-    pub success: bool,
+    /// How it ended (an exit code, or the signal that killed it).
+    pub status: std::process::ExitStatus,
 }
 
 /// Runs `program script` with `SANDPIT_URL` and `SANDPIT_KEY` set, within 10 minutes.
@@ -64,7 +65,7 @@ pub fn run_script(program: &Path, script: &Path, env: &[(&str, &str)], limit: Du
     Ran {
         stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-        success: status.success(),
+        status,
     }
 }
 
@@ -93,7 +94,12 @@ pub fn expect_lines_of(what: &str, ran: &Ran, expected: &str, log: &str) {
         );
     }
     assert_eq!(got.len(), want.len(), "{what}: extra lines{}", context());
-    assert!(ran.success, "{what} exited with a failure{}", context());
+    assert!(
+        ran.status.success(),
+        "{what} exited with a failure ({}){}",
+        ran.status,
+        context()
+    );
 }
 
 /// The last `n` lines of `text`.
