@@ -192,3 +192,66 @@ fn a_background_process_outlives_a_restart_of_the_server() {
     std::thread::sleep(Duration::from_millis(200));
     stop_and_check_nothing_left(server, &label);
 }
+
+#[test]
+fn the_process_routes_reach_only_the_keys_own_background_processes() {
+    let server = Server::start();
+    let id = server.python_session();
+    let base = format!("/v1/sessions/{id}/processes");
+    let pid = start(
+        &server,
+        &id,
+        json!({"command": "exec sleep 300", "stdin": true}),
+    );
+    // The agent (pid 1) and a process no background start made are out of the routes' reach.
+    let mut stray = server.sh(&id, "sleep 300 >/dev/null 2>&1 & echo $!");
+    let stray: u64 = stray["stdout"]
+        .take()
+        .as_str()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for target in [1, stray] {
+        let (status, out) = server.json(
+            "POST",
+            &format!("{base}/{target}/signal"),
+            Some(json!({"signal": "kill"})),
+        );
+        assert_eq!(status, 404, "signal to {target}: {out}");
+        let (status, out) = server.json(
+            "POST",
+            &format!("{base}/{target}/stdin"),
+            Some(json!({"data": "x"})),
+        );
+        assert_eq!(status, 404, "stdin of {target}: {out}");
+    }
+    // Another key reaches none of this session's processes, whatever the route.
+    let other = server.add_key("other");
+    let signal = format!("{base}/{pid}/signal");
+    let (status, _) = send(
+        server.req_as(&other, "POST", &signal),
+        Some(json!({"signal": "kill"})),
+    );
+    assert_eq!(status, 404);
+    let input = format!("{base}/{pid}/stdin");
+    let (status, _) = send(
+        server.req_as(&other, "POST", &input),
+        Some(json!({"data": "x"})),
+    );
+    assert_eq!(status, 404);
+    let output = format!("{base}/{pid}/output");
+    let (status, _) = send(server.req_as(&other, "GET", &output), None);
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        server.req_as(&other, "POST", &base),
+        Some(json!({"argv": ["true"]})),
+    );
+    assert_eq!(status, 404);
+    // The session, its agent and both processes are untouched.
+    let (status, list) = server.json("GET", &base, None);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["processes"][0]["running"], true, "{list}");
+    let alive = server.sh(&id, &format!("kill -0 {stray} && echo alive"));
+    assert_eq!(alive["stdout"], "alive\n", "{alive}");
+}
